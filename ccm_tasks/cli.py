@@ -1,0 +1,86 @@
+"""The ``ccm`` command. Thin: it parses arguments and calls the library (or a flow)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ccm_tasks.redact import install_log_redaction
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_simulator(args: argparse.Namespace) -> int:
+    from ccm_tasks.simulator.scenario import Scenario
+    from ccm_tasks.simulator.server import serve_forever
+
+    scenario = Scenario.from_file(args.scenario) if args.scenario else Scenario.builtin("default")
+    if args.time_scale is not None:
+        scenario = scenario.model_copy(update={"time_scale": args.time_scale})
+    acc = scenario.account
+
+    def ready(url: str) -> None:
+        print(f"CCM simulator listening on {url} (time scale {scenario.time_scale:g}x)")
+        print(f"  export EXOTEL_BASE_URL={url} EXOTEL_ACCOUNT_SID={acc.sid} "
+              f"EXOTEL_API_KEY={acc.api_key} EXOTEL_API_TOKEN=<account.api_token in the scenario>")
+        print(f"  dial log: {url}/_sim/dial-log   counters: {url}/_sim/stats   (Ctrl-C to stop)")
+        sys.stdout.flush()
+
+    try:
+        serve_forever(scenario, args.host, args.port, on_ready=ready)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    from ccm_tasks.demo import run_one_call
+
+    return asyncio.run(run_one_call(agent=args.agent, customer=args.customer,
+                                    virtual_number=args.virtual_number, record=args.record))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ccm_tasks.demo import run_one_call
+
+    return asyncio.run(run_one_call())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="ccm", description="Outbound call campaigns on Exotel CCM.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulator", help="run the local CCM simulator (real HTTP on loopback)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--scenario", type=Path, help="scenario YAML/JSON (default: the built-in one)")
+    p.add_argument("--time-scale", type=float, help="simulated seconds per real second")
+    p.set_defaults(handler=_cmd_simulator)
+
+    p = sub.add_parser("call", help="place one call and follow it to terminal "
+                                    "(simulated unless EXOTEL_* credentials are set)")
+    p.add_argument("--agent", help="agent user_id (or E.164/SIP contact uri)")
+    p.add_argument("--customer", help="customer number in E.164")
+    p.add_argument("--virtual-number", help="ExoPhone to call from")
+    p.add_argument("--record", action="store_true", help="record the conversation")
+    p.set_defaults(handler=_cmd_call)
+
+    p = sub.add_parser("demo", help="the demo (simulated)")
+    p.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ccm`` console script."""
+    args = build_parser().parse_args(argv)
+    install_log_redaction()
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

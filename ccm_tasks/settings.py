@@ -1,0 +1,78 @@
+"""Settings read from the environment, in one place.
+
+``EXOTEL_API_KEY``, ``EXOTEL_API_TOKEN`` and ``EXOTEL_ACCOUNT_SID`` identify the account;
+``EXOTEL_REGION`` picks the cluster; ``EXOTEL_BASE_URL`` overrides the region (the simulator or any
+stand-in server). The key and token are :class:`~pydantic.SecretStr`: they print as ``**********``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REGION_BASE_URLS: dict[str, str] = {
+    "singapore": "https://ccm-api.exotel.com",
+    "mumbai": "https://ccm-api.in.exotel.com",
+}
+
+Region = Literal["singapore", "mumbai"]
+
+
+class ExotelSettings(BaseSettings):
+    """Where and as whom to call the CCM API."""
+
+    model_config = SettingsConfigDict(env_prefix="EXOTEL_", extra="ignore", frozen=True)
+
+    api_key: SecretStr | None = None
+    api_token: SecretStr | None = None
+    account_sid: str | None = None
+    region: Region = "singapore"
+    base_url: str | None = Field(
+        default=None, description="Overrides the region, e.g. http://127.0.0.1:8765"
+    )
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _lower_region(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("api_key", "api_token", "account_sid", "base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("EXOTEL_BASE_URL must be an http(s) URL such as http://127.0.0.1:8765")
+        if parts.username or parts.password:
+            # Credentials in URLs end up in logs and proxies; they go in the Basic header instead.
+            raise ValueError(
+                "EXOTEL_BASE_URL must not contain credentials; "
+                "set EXOTEL_API_KEY and EXOTEL_API_TOKEN instead"
+            )
+        return value.rstrip("/")
+
+    @property
+    def resolved_base_url(self) -> str:
+        """The API root: EXOTEL_BASE_URL if set, else the region's cluster."""
+        return self.base_url or REGION_BASE_URLS[self.region]
+
+    @property
+    def has_credentials(self) -> bool:
+        """True when key, token and account sid are all set (real dialling is possible)."""
+        return bool(self.api_key and self.api_token and self.account_sid)
+
+    def missing(self) -> list[str]:
+        """Names of the environment variables still needed to dial for real."""
+        names = {"api_key": self.api_key, "api_token": self.api_token, "account_sid": self.account_sid}
+        return [f"EXOTEL_{k.upper()}" for k, v in names.items() if not v]

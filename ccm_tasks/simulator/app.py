@@ -1,0 +1,282 @@
+"""The simulator's HTTP face: CCM paths and envelopes, faults, status callbacks, a control API.
+
+API paths (Basic auth, counted against the account's rate limit)::
+
+    POST /v2/accounts/{sid}/calls             Make Call
+    GET  /v2/accounts/{sid}/calls/{call_sid}  Get Call Details
+
+Control paths (no auth, not rate-limited; for tests and benchmarks)::
+
+    GET  /_sim/health                 liveness and simulated time
+    GET  /_sim/dial-log               every accepted Make Call with its timeline
+    GET  /_sim/stats                  request and callback counters
+    POST /_sim/agents/{user_id}       {"device": "on"|"off"|"unverified"|"missing"}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import math
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from ccm_tasks.clock import Clock
+from ccm_tasks.simulator.scenario import Scenario
+from ccm_tasks.simulator.state import (
+    GET_SERVER_ERROR_CODES,
+    SERVER_ERROR_CODES,
+    SimCall,
+    SimError,
+    SimulatedAccount,
+)
+
+log = logging.getLogger("ccm.simulator")
+
+
+def envelope(method: str, http_code: int, data: Any = None,
+             error: SimError | None = None) -> dict[str, Any]:
+    """The CCM response envelope, success or failure."""
+    return {
+        "request_id": uuid.uuid4().hex,
+        "method": method,
+        "http_code": http_code,
+        "metadata": None,
+        "response": {
+            "code": http_code,
+            "error_data": None if error is None else {
+                "code": error.code,
+                "description": error.description,
+                "message": error.description,
+            },
+            "status": "success" if error is None else "failure",
+            "data": data,
+        },
+    }
+
+
+def _error_response(method: str, error: SimError) -> JSONResponse:
+    headers = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return JSONResponse(envelope(method, error.http_status, error=error),
+                        status_code=error.http_status, headers=headers)
+
+
+def _basic_credentials(request: Request) -> tuple[str | None, str | None]:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None, None
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    key, sep, token = decoded.partition(":")
+    return (key, token) if sep else (None, None)
+
+
+class _DropConnection(Response):
+    """Start a response and stop mid-way: the server closes the socket, the client sees a broken
+    connection after its request was sent."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"512")]})
+        await send({"type": "http.response.body", "body": b'{"request_id": "', "more_body": True})
+        # Returning without completing makes uvicorn close the transport.
+
+
+class CallbackDispatcher:
+    """Delivers status callbacks at each event's simulated time, like Exotel would."""
+
+    def __init__(self, account: SimulatedAccount, clock: Clock) -> None:
+        self.account = account
+        self.clock = clock
+        self.settings = account.scenario.callbacks
+        self._client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def schedule(self, call: SimCall) -> None:
+        """Start delivering this call's subscribed events."""
+        if not call.status_callback:
+            return
+        task = asyncio.get_running_loop().create_task(self._run(call))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, call: SimCall) -> None:
+        urls: dict[str, str] = {}
+        for sub in call.status_callback:
+            if isinstance(sub, dict) and sub.get("event") in ("answered", "terminal"):
+                urls.setdefault(sub["event"], str(sub.get("url")))
+        rng = self.account.callback_rng
+        counters = self.account.counters
+        for when, event in call.events():
+            url = urls.get(event)
+            if url is None:
+                continue
+            await self.clock.sleep(when - self.clock.time())
+            delay = self.settings.delay_seconds.sample(rng)
+            if delay > 0:
+                await self.clock.sleep(delay)
+            if rng.random() < self.settings.drop_rate:
+                counters["callbacks_dropped"] += 1
+                continue
+            strip = event == "terminal" and rng.random() < self.settings.terminal_without_recordings_rate
+            payload = {"event_details": {"event_type": event},
+                       "call_details": call.details(when, include_recordings=not strip)}
+            await self._deliver(url, payload)
+            if rng.random() < self.settings.repeat_rate:
+                counters["callbacks_repeated"] += 1
+                await self._deliver(url, payload)
+
+    async def _deliver(self, url: str, payload: dict[str, Any]) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
+        counters = self.account.counters
+        for attempt in range(self.settings.max_retries + 1):
+            try:
+                response = await self._client.post(url, json=payload)
+                if 200 <= response.status_code < 300:
+                    counters["callbacks_delivered"] += 1
+                    return
+                counters[f"callbacks_http_{response.status_code}"] += 1
+            except httpx.HTTPError:
+                counters["callbacks_failed_attempts"] += 1
+            if attempt < self.settings.max_retries:
+                await asyncio.sleep(0.05 * (attempt + 1))
+        counters["callbacks_undelivered"] += 1
+
+    async def aclose(self) -> None:
+        """Stop pending deliveries and close the HTTP client."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def create_app(scenario: Scenario, clock: Clock) -> FastAPI:
+    """A FastAPI app simulating one CCM account described by ``scenario``."""
+    account = SimulatedAccount(scenario, clock)
+    dispatcher = CallbackDispatcher(account, clock)
+    faults = scenario.faults
+
+    app = FastAPI(title="CCM simulator", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.account = account
+    app.state.dispatcher = dispatcher
+    app.state.clock = clock
+    app.router.add_event_handler("shutdown", dispatcher.aclose)
+
+    async def api(request: Request, method: str, sid: str,
+                  handler: Callable[[], Awaitable[Response]]) -> Response:
+        counters = account.counters
+        counters[f"{method.lower()}_requests"] += 1
+        try:
+            account.authenticate(*_basic_credentials(request))
+            account.check_account(sid)
+            account.admit()
+        except SimError as err:
+            counters[f"http_{err.http_status}"] += 1
+            return _error_response(method, err)
+        if method in faults.methods:
+            rng = account.fault_rng
+            latency = faults.latency_seconds.sample(rng)
+            if latency > 0:
+                await asyncio.sleep(latency)
+            if rng.random() < faults.server_error_rate:
+                counters["injected_5xx"] += 1
+                codes = SERVER_ERROR_CODES if method == "POST" else GET_SERVER_ERROR_CODES
+                return _error_response(method, SimError(500, rng.choice(codes),
+                                                        "Internal Server Error"))
+            roll = rng.random()
+            if roll < faults.drop_connection_rate + faults.hang_rate:
+                # The request is processed (a POST places its call), then the answer is lost.
+                await handler()
+                if roll < faults.drop_connection_rate:
+                    counters["injected_drops"] += 1
+                    return _DropConnection()
+                counters["injected_hangs"] += 1
+                await asyncio.sleep(faults.hang_seconds)
+        return await handler()
+
+    @app.post("/v2/accounts/{sid}/calls")
+    async def make_call(sid: str, request: Request) -> Response:
+        raw = await request.body()
+
+        async def handler() -> Response:
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                return _error_response("POST", SimError(400, None, "Request body must be JSON"))
+            try:
+                call = account.make_call(body)
+            except SimError as err:
+                account.counters[f"http_{err.http_status}"] += 1
+                return _error_response("POST", err)
+            dispatcher.schedule(call)
+            return JSONResponse(envelope("POST", 200, call.details(clock.time())))
+
+        return await api(request, "POST", sid, handler)
+
+    @app.post("/v2/accounts//calls")
+    async def make_call_without_sid(request: Request) -> Response:
+        return await api(request, "POST", "", _never)
+
+    @app.get("/v2/accounts/{sid}/calls/{call_sid}")
+    async def get_call(sid: str, call_sid: str, request: Request) -> Response:
+        async def handler() -> Response:
+            try:
+                call = account.get_call(call_sid)
+            except SimError as err:
+                account.counters[f"http_{err.http_status}"] += 1
+                return _error_response("GET", err)
+            return JSONResponse(envelope("GET", 200, call.details(clock.time())))
+
+        return await api(request, "GET", sid, handler)
+
+    @app.get("/_sim/health")
+    async def health() -> dict[str, Any]:
+        return {"ok": True, "time": clock.time(), "time_scale": scenario.time_scale}
+
+    @app.get("/_sim/dial-log")
+    async def dial_log() -> dict[str, Any]:
+        return {"time_scale": scenario.time_scale, "now": clock.time(), "calls": account.dial_log()}
+
+    @app.get("/_sim/stats")
+    async def stats() -> dict[str, Any]:
+        return {"now": clock.time(), "counters": dict(account.counters)}
+
+    @app.post("/_sim/agents/{user_id}")
+    async def set_agent(user_id: str, request: Request) -> Response:
+        body = await request.json()
+        device = body.get("device") if isinstance(body, dict) else None
+        if device not in ("on", "off", "unverified", "missing"):
+            return JSONResponse({"error": "device must be on, off, unverified or missing"}, 400)
+        try:
+            account.set_device(user_id, device)
+        except KeyError:
+            return JSONResponse({"error": f"unknown agent {user_id}"}, 404)
+        return JSONResponse({"user_id": user_id, "device": device})
+
+    return app
+
+
+async def _never() -> Response:  # pragma: no cover - the sid check always answers first
+    raise AssertionError("unreachable")

@@ -1,0 +1,186 @@
+"""Run the simulator: in-process on a background thread (tests, the embedded default) or in the
+foreground (``ccm simulator``). Either way it is a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+
+from ccm_tasks.clock import Clock, ScaledClock, SystemClock
+from ccm_tasks.simulator.app import create_app
+from ccm_tasks.simulator.scenario import Scenario
+from ccm_tasks.simulator.state import SimulatedAccount
+
+T = TypeVar("T")
+
+
+class _QuietInjectedFaults(logging.Filter):
+    """uvicorn logs an error for every connection we drop on purpose; those are not errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
+def clock_for(scenario: Scenario) -> Clock:
+    """The clock a scenario asks for: real time, or simulated time at ``time_scale``."""
+    origin = scenario.start_time.timestamp() if scenario.start_time else None
+    if scenario.time_scale == 1.0 and origin is None:
+        return SystemClock()
+    return ScaledClock(scenario.time_scale, origin)
+
+
+def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening TCP socket (port 0 picks a free port)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(app: Any, log_level: str = "warning") -> uvicorn.Server:
+    """A uvicorn server for ``app`` that does not install signal handlers or print access logs."""
+    config = uvicorn.Config(app, http="h11", lifespan="on", log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=2, log_config=None)
+    logging.getLogger("uvicorn.error").addFilter(_QuietInjectedFaults())
+    return uvicorn.Server(config)
+
+
+class SimulatorServer:
+    """A simulator on a background thread with its own event loop.
+
+    >>> with SimulatorServer(Scenario()) as sim:
+    ...     sim.base_url  # doctest: +SKIP
+    """
+
+    def __init__(self, scenario: Scenario | None = None, host: str = "127.0.0.1", port: int = 0,
+                 clock: Clock | None = None) -> None:
+        self.scenario = scenario or Scenario()
+        self.clock = clock or clock_for(self.scenario)
+        self.app = create_app(self.scenario, self.clock)
+        self._sock = bind_socket(host, port)
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._server = make_server(self.app)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Where to point ``EXOTEL_BASE_URL``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def account(self) -> SimulatedAccount:
+        """The simulated account (read it through :meth:`call_soon` while the server runs)."""
+        account: SimulatedAccount = self.app.state.account
+        return account
+
+    def client_settings(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`~ccm_tasks.exotel.client.CCMClient` to talk to this server."""
+        acc = self.scenario.account
+        return {"base_url": self.base_url, "api_key": acc.api_key, "api_token": acc.api_token,
+                "account_sid": acc.sid}
+
+    def start(self) -> SimulatorServer:
+        """Start serving; returns once the server accepts connections."""
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+
+            async def serve() -> None:
+                task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+                while not self._server.started and not task.done():
+                    await asyncio.sleep(0.005)
+                ready.set()
+                await task
+
+            try:
+                loop.run_until_complete(serve())
+            finally:
+                ready.set()
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="ccm-simulator", daemon=True)
+        self._thread.start()
+        ready.wait(15)
+        if not self._server.started:
+            raise RuntimeError("the simulator did not start")
+        return self
+
+    def call_soon(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's loop (thread-safe read of live state) and return its result."""
+        if self._loop is None:
+            return fn()
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # pragma: no cover - passed to the caller
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return future.result(timeout=10)
+
+    def dial_log(self) -> list[dict[str, Any]]:
+        """Every accepted Make Call so far."""
+        return self.call_soon(self.account.dial_log)
+
+    def counters(self) -> dict[str, int]:
+        """Request and callback counters so far."""
+        return self.call_soon(lambda: dict(self.account.counters))
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self._sock.close()
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(scenario: Scenario, host: str, port: int,
+                  on_ready: Callable[[str], None] | None = None) -> None:
+    """Run the simulator in the foreground until interrupted (``ccm simulator``)."""
+    clock = clock_for(scenario)
+    app = create_app(scenario, clock)
+    sock = bind_socket(host, port)
+    server = make_server(app, log_level="info")
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if on_ready and server.started:
+            bound_host, bound_port = sock.getsockname()[:2]
+            on_ready(f"http://{bound_host}:{bound_port}")
+        await task
+
+    asyncio.run(main())
+
+
+async def fetch_dial_log(base_url: str) -> list[dict[str, Any]]:
+    """The dial log of a simulator running anywhere (e.g. in another process)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        response = await client.get("/_sim/dial-log")
+        response.raise_for_status()
+        calls: list[dict[str, Any]] = response.json()["calls"]
+        return calls

@@ -1,0 +1,398 @@
+"""The simulated CCM account: agents, calls and their lifecycle, computed from a clock.
+
+No I/O here. A call's whole fate (who answers, how long things ring and talk) is drawn when it is
+placed, from random streams seeded by the scenario seed and the customer's and agent's own call
+counts, so a run is reproducible whatever order concurrent requests arrive in. What a GET shows at
+time *t* is then a pure function of that fate and *t*:
+
+    created -> start (dial delay) -> agent rings -> agent answers (or not: agent_unanswered)
+            -> customer rings -> customer answers (or not: customer_unanswered) -> talk -> hang-up
+            -> post-processing (call_state stays "active", call_status already set) -> terminal
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ccm_tasks.clock import Clock
+from ccm_tasks.simulator.scenario import DeviceState, Scenario, ScenarioAgent
+
+IST = timezone(timedelta(hours=5, minutes=30))
+SERVER_ERROR_CODES = (1100, 1101, 1200, 1203, 1300, 1500, 1600, 1601, 1800, 3040, 3042, 3046, 3075,
+                      3080, 4060)
+GET_SERVER_ERROR_CODES = (1100, 3042, 3046, 3075)
+
+
+class SimError(Exception):
+    """An error answer: HTTP status, Exotel code and description, as the spec tables list them."""
+
+    def __init__(self, http_status: int, code: int | None, description: str,
+                 retry_after: float | None = None) -> None:
+        super().__init__(f"{http_status}/{code}: {description}")
+        self.http_status = http_status
+        self.code = code
+        self.description = description
+        self.retry_after = retry_after
+
+
+def _stream(seed: int, *parts: object) -> random.Random:
+    """An independent random stream for (seed, parts); stable across processes."""
+    digest = hashlib.sha256("|".join(map(str, (seed, *parts))).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def normalise_virtual_number(number: str) -> str:
+    """ExoPhones may be given as E.164 or in Indian local format; compare them as E.164."""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    if number.strip().startswith("+"):
+        return "+" + digits
+    if digits.startswith("0"):
+        digits = digits[1:]
+    if len(digits) == 10:
+        return "+91" + digits
+    return "+" + digits
+
+
+@dataclass
+class SimAgent:
+    """An agent and the state of its device."""
+
+    user_id: str
+    contact_uri: str
+    name: str | None
+    device: DeviceState
+    answer_probability: float | None
+    busy_periods: list[tuple[float, float]]
+    calls: list[SimCall] = field(default_factory=list)
+
+    @property
+    def is_sip(self) -> bool:
+        return self.contact_uri.lower().startswith(("sip:", "sips:"))
+
+    def on_call(self, t: float) -> SimCall | None:
+        """The call this agent's device is on at time t, if any (until hang-up)."""
+        for call in reversed(self.calls[-4:]):
+            if call.created <= t < call.ended:
+                return call
+        return None
+
+
+@dataclass
+class SimCall:
+    """One call and its complete, predetermined timeline (simulated epoch seconds)."""
+
+    call_sid: str
+    agent: SimAgent
+    customer: str
+    virtual_number: str
+    custom_field: str | None
+    recording: bool
+    status_callback: list[dict[str, str]]
+    created: float
+    start: float
+    ended: float
+    terminal: float
+    call_status: str
+    agent_answered: float | None = None
+    customer_answered: float | None = None
+    agent_final: str | None = None
+    customer_final: str | None = None
+    talk_seconds: int = 0
+    recording_url: str | None = None
+
+    def events(self) -> list[tuple[float, str]]:
+        """(time, event_type) of the status callbacks this call produces, in order."""
+        out: list[tuple[float, str]] = []
+        if self.agent_answered is not None:
+            out.append((self.agent_answered, "answered"))
+        if self.customer_answered is not None:
+            out.append((self.customer_answered, "answered"))
+        out.append((self.terminal, "terminal"))
+        return out
+
+    def details(self, t: float, include_recordings: bool = True) -> dict[str, Any]:
+        """The ``data`` block as Get Call Details would show it at time t."""
+        ended = t >= self.ended
+        terminal = t >= self.terminal
+        agent_status: str | None = None
+        if ended:
+            agent_status = self.agent_final
+        elif self.agent_answered is not None and t >= self.agent_answered:
+            agent_status = "in-progress"
+        customer_status: str | None = None
+        if ended:
+            customer_status = self.customer_final
+        elif self.customer_answered is not None and t >= self.customer_answered:
+            customer_status = "in-progress"
+        moments = [m for m in (self.created, self.start, self.agent_answered,
+                               self.customer_answered, self.ended, self.terminal)
+                   if m is not None and m <= t]
+        recordings = None
+        if terminal and self.recording_url and include_recordings:
+            recordings = [{"url": self.recording_url}]
+        return {
+            "call_sid": self.call_sid,
+            "direction": "outbound",
+            "virtual_number": self.virtual_number,
+            "call_state": "terminal" if terminal else "active",
+            "call_status": self.call_status if ended else None,
+            "assigned_agent_details": {
+                "user_id": self.agent.user_id,
+                "user_name": self.agent.name,
+                "contact_uri": self.agent.contact_uri,
+                "group_id": None,
+                "group_name": None,
+                "status": agent_status,
+            },
+            "customer_details": {
+                "contact_name": None,
+                "contact_uri": self.customer,
+                "status": customer_status,
+            },
+            "created_time": iso(self.created),
+            "updated_time": iso(max(moments) if moments else self.created),
+            "start_time": iso(self.start),
+            "end_time": iso(self.ended) if ended else None,
+            "total_duration": round(self.ended - self.start) if terminal else None,
+            "total_talk_time": (self.talk_seconds if self.call_status == "completed" else None)
+            if terminal else None,
+            "custom_field": self.custom_field,
+            "app_id": None,
+            "app_name": None,
+            "digits": None,
+            "recordings": recordings,
+        }
+
+    def log_entry(self) -> dict[str, Any]:
+        """A row of the dial log."""
+        return {
+            "call_sid": self.call_sid,
+            "agent": self.agent.user_id,
+            "agent_contact_uri": self.agent.contact_uri,
+            "customer": self.customer,
+            "virtual_number": self.virtual_number,
+            "custom_field": self.custom_field,
+            "created": self.created,
+            "start": self.start,
+            "ended": self.ended,
+            "terminal": self.terminal,
+            "call_status": self.call_status,
+            "talk_seconds": self.talk_seconds,
+        }
+
+
+def iso(ts: float) -> str:
+    """Seconds since the epoch as ISO 8601 in IST, as the API shows times."""
+    return datetime.fromtimestamp(int(ts), tz=IST).isoformat()
+
+
+class SimulatedAccount:
+    """The state of one simulated CCM account."""
+
+    def __init__(self, scenario: Scenario, clock: Clock) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        self.started_at = clock.time()
+        self.agents: dict[str, SimAgent] = {}
+        self._by_contact: dict[str, SimAgent] = {}
+        for a in scenario.all_agents():
+            self._add_agent(a)
+        self.virtual_numbers = {normalise_virtual_number(v) for v in scenario.virtual_numbers}
+        self.calls: dict[str, SimCall] = {}
+        self.call_order: list[SimCall] = []
+        self.counters: Counter[str] = Counter()
+        self._customer_calls: Counter[str] = Counter()
+        self._request_times: list[float] = []
+        self._sid_rng = _stream(scenario.seed, "sids")
+        self.fault_rng = _stream(scenario.seed, "faults")
+        self.callback_rng = _stream(scenario.seed, "callbacks")
+
+    def _add_agent(self, a: ScenarioAgent) -> None:
+        agent = SimAgent(a.user_id, a.contact_uri, a.name, a.device, a.answer_probability,
+                         list(a.busy_periods))
+        self.agents[a.user_id] = agent
+        self._by_contact.setdefault(a.contact_uri, agent)  # the first agent wins, as the spec says
+
+    # ------------------------------------------------------------------ checks
+
+    def authenticate(self, api_key: str | None, api_token: str | None) -> None:
+        """401/1010 unless the credentials are the account's."""
+        acc = self.scenario.account
+        if api_key != acc.api_key or api_token != acc.api_token:
+            raise SimError(401, 1010, "Authentication failed")
+
+    def check_account(self, sid: str) -> None:
+        """400/1001 for a missing sid, 404/1017 for an unknown one."""
+        if not sid:
+            raise SimError(400, 1001, "account_sid is mandatory")
+        if sid != self.scenario.account.sid:
+            raise SimError(404, 1017, "AccountSid not found")
+
+    def admit(self) -> None:
+        """Count one API request against the account's per-minute limit; 429 beyond it."""
+        limit = self.scenario.account.rate_limit_per_minute
+        if limit is None:
+            return
+        now = self.clock.time()
+        window_start = now - 60.0
+        times = self._request_times
+        drop = bisect_right(times, window_start)
+        if drop:
+            del times[:drop]
+        if len(times) >= limit:
+            self.counters["rate_limited"] += 1
+            raise SimError(429, None, "Too Many Requests: API rate limit exceeded",
+                           retry_after=max(0.0, times[0] + 60.0 - now))
+        times.append(now)
+
+    # ------------------------------------------------------------------ make call
+
+    def find_agent(self, user_id: str | None, contact_uri: str | None) -> SimAgent:
+        """The agent named by ``from``; 404/10731 if there is none."""
+        agent = self.agents.get(user_id) if user_id else self._by_contact.get(contact_uri or "")
+        if agent is None:
+            raise SimError(404, 10731, "User not found")
+        return agent
+
+    def make_call(self, body: dict[str, Any]) -> SimCall:
+        """Validate a Make Call body against the account and place the call."""
+        now = self.clock.time()
+        src = body.get("from")
+        dst = body.get("to")
+        if not isinstance(src, dict) or not (src.get("user_id") or src.get("user_contact_uri")):
+            raise SimError(400, None, "from.user_id or from.user_contact_uri is mandatory")
+        if not isinstance(dst, dict) or not dst.get("customer_contact_uri"):
+            raise SimError(400, None, "to.customer_contact_uri is mandatory")
+        vn = body.get("virtual_number")
+        if not isinstance(vn, str) or not vn:
+            raise SimError(400, None, "virtual_number is mandatory")
+        if body.get("recording_channels") not in (None, "single", "dual"):
+            raise SimError(400, 1002, "Valid values for RecordingChannels are single, dual")
+        if normalise_virtual_number(vn) not in self.virtual_numbers:
+            raise SimError(404, 10716, "Given virtual_number not found")
+        contact = src.get("user_contact_uri")
+        sip_requested = isinstance(contact, str) and contact.lower().startswith(("sip:", "sips:"))
+        agent = self.find_agent(src.get("user_id"), contact)
+        if (sip_requested or agent.is_sip) and not self.scenario.account.voip_enabled:
+            raise SimError(405, 10712, "VOIP calls are not allowed")
+        if agent.device == "missing":
+            raise SimError(404, 10806, "No device found for user")
+        if agent.device == "off":
+            raise SimError(409, 1012, "User device is unavailable")
+        if agent.device == "unverified":
+            raise SimError(409, 10705, "User device is unverified")
+        if agent.on_call(now) is not None:
+            self.counters["agent_busy_api"] += 1
+            raise SimError(409, 10706, "User device is currently busy")
+        offset = now - self.started_at
+        if any(lo <= offset < hi for lo, hi in agent.busy_periods):
+            self.counters["agent_busy_manual"] += 1
+            raise SimError(409, 10706, "User device is currently busy")
+        call = self._place(agent, dst["customer_contact_uri"], vn, body, now)
+        self.calls[call.call_sid] = call
+        self.call_order.append(call)
+        agent.calls.append(call)
+        self.counters["calls_placed"] += 1
+        return call
+
+    def _place(self, agent: SimAgent, customer: str, vn: str, body: dict[str, Any],
+               now: float) -> SimCall:
+        sc = self.scenario
+        b = sc.behaviour
+        self._customer_calls[customer] += 1
+        crng = _stream(sc.seed, "customer", customer, self._customer_calls[customer])
+        arng = _stream(sc.seed, "agent", agent.user_id, len(agent.calls) + 1)
+        timeout = float(body.get("attempt_time_out") or b.default_ring_timeout_seconds)
+        max_talk = body.get("max_time_limit")
+        sid = uuid.UUID(int=self._sid_rng.getrandbits(128)).hex
+        start = now + b.dial_delay_seconds.sample(arng)
+        call = SimCall(
+            call_sid=sid, agent=agent, customer=customer, virtual_number=vn,
+            custom_field=body.get("custom_field"), recording=bool(body.get("recording")),
+            status_callback=list(body.get("status_callback") or []),
+            created=now, start=start, ended=start, terminal=start, call_status="agent_no_dial",
+        )
+        # Agent leg.
+        if arng.random() < b.agent_no_dial_probability:
+            return self._finish(call, start, arng)
+        ring = b.agent_ring_seconds.sample(arng)
+        p_answer = agent.answer_probability if agent.answer_probability is not None \
+            else b.agent_answer_probability
+        if arng.random() >= p_answer or ring >= timeout:
+            call.call_status = "agent_unanswered"
+            why = arng.random()
+            if why < 0.15:
+                call.agent_final, end = "busy", start + min(timeout, 2 + arng.random() * 3)
+            elif why < 0.2:
+                call.agent_final, end = "failed", start + 1
+            else:
+                call.agent_final, end = "no-answer", start + timeout
+            return self._finish(call, end, arng)
+        call.agent_answered = start + ring
+        call.agent_final = "completed"
+        # Customer leg.
+        behaviour = sc.numbers.get(customer)
+        aa = call.agent_answered
+        c_ring = b.customer_ring_seconds.sample(crng)
+        if behaviour == "no_dial" or (behaviour is None
+                                      and crng.random() < b.customer_no_dial_probability):
+            call.call_status = "customer_no_dial"
+            return self._finish(call, aa + 1, arng)
+        if behaviour == "agent_cancels" or (behaviour is None
+                                            and arng.random() < b.agent_cancel_probability):
+            call.call_status, call.customer_final = "agent_canceled", "no-answer"
+            return self._finish(call, aa + min(timeout, 1 + c_ring / 2), arng)
+        answers = behaviour == "answers" or (
+            behaviour is None and crng.random() < b.customer_answer_probability)
+        if answers and c_ring < timeout:
+            call.customer_answered = aa + c_ring
+            talk = b.talk_seconds.sample(crng)
+            if max_talk:
+                talk = min(talk, float(max_talk))
+            call.talk_seconds = int(round(talk))
+            call.call_status, call.customer_final = "completed", "completed"
+            if call.recording:
+                call.recording_url = f"{sc.account.recording_url_base}{sid}.mp3"
+            return self._finish(call, call.customer_answered + talk, arng)
+        call.call_status = "customer_unanswered"
+        why = crng.random()
+        if behaviour == "busy" or (behaviour is None and why < b.customer_busy_share):
+            call.customer_final, end = "busy", aa + min(timeout, 3.0)
+        elif behaviour == "failed" or (behaviour is None
+                                       and why < b.customer_busy_share + b.customer_failed_share):
+            call.customer_final, end = "failed", aa + 2.0
+        else:
+            call.customer_final, end = "no-answer", aa + timeout
+        return self._finish(call, end, arng)
+
+    def _finish(self, call: SimCall, ended: float, rng: random.Random) -> SimCall:
+        call.ended = max(ended, call.start)
+        call.terminal = call.ended + self.scenario.behaviour.post_processing_seconds.sample(rng)
+        return call
+
+    # ------------------------------------------------------------------ reads
+
+    def get_call(self, call_sid: str) -> SimCall:
+        """A placed call; 404/3043 if unknown."""
+        call = self.calls.get(call_sid)
+        if call is None:
+            raise SimError(404, 3043, "Call not found / unsupported in this API")
+        return call
+
+    def set_device(self, user_id: str, device: DeviceState) -> None:
+        """Turn an agent's device on/off (control API, for tests)."""
+        agent = self.agents.get(user_id)
+        if agent is None:
+            raise KeyError(user_id)
+        agent.device = device
+
+    def dial_log(self) -> list[dict[str, Any]]:
+        """Every accepted Make Call, in the order placed."""
+        return [c.log_entry() for c in self.call_order]
