@@ -65,7 +65,7 @@ class RedactingFilter(logging.Filter):
             record.msg, record.args = redacted, None
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             record.exc_text = self.redact(
-                logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
+                logging.Formatter().formatException(record.exc_info)
             )
         elif record.exc_text:
             record.exc_text = self.redact(record.exc_text)

@@ -249,7 +249,7 @@ class CCMClient:
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None and 0 <= retry_after <= self.max_retry_after:
             return retry_after
-        base = min(self.backoff_max, self.backoff_base * (2**attempt))
+        base = min(self.backoff_max, self.backoff_base * (2.0**attempt))
         return base * (0.5 + self._random.random() / 2)
 
     def _parse(self, method: str, path: str, response: httpx.Response) -> CallDetails:
@@ -263,7 +263,7 @@ class CCMClient:
             envelope = CallEnvelope.model_validate_json(response.content)
         except ValidationError as exc:
             problem = validation_message(exc)
-            raise self._unreadable(method, path, status, f"unreadable response body: {problem}")
+            raise self._unreadable(method, path, status, f"unreadable response body: {problem}") from None
         block = envelope.response
         if block is not None and (block.error_data is not None or (block.code or 200) >= 400):
             raise error_from_response(

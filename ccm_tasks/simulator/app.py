@@ -28,9 +28,11 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from ccm_tasks.clock import Clock
+from ccm_tasks.exotel.models import LENIENT, MakeCallRequest
 from ccm_tasks.simulator.scenario import Scenario
 from ccm_tasks.simulator.state import (
     GET_SERVER_ERROR_CODES,
@@ -226,7 +228,7 @@ def create_app(scenario: Scenario, clock: Clock) -> FastAPI:
             if not isinstance(body, dict):
                 return _error_response("POST", SimError(400, None, "Request body must be JSON"))
             try:
-                call = account.make_call(body)
+                call = account.make_call(parse_make_call(body))
             except SimError as err:
                 account.counters[f"http_{err.http_status}"] += 1
                 return _error_response("POST", err)
@@ -276,6 +278,18 @@ def create_app(scenario: Scenario, clock: Clock) -> FastAPI:
         return JSONResponse({"user_id": user_id, "device": device})
 
     return app
+
+
+def parse_make_call(body: dict[str, Any]) -> MakeCallRequest:
+    """Parse an incoming Make Call as the API would: 400/1002 for bad recording_channels, 400 for
+    any other missing or malformed field."""
+    try:
+        return MakeCallRequest.model_validate(body, context=LENIENT)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+        if any(f.startswith("recording_channels") for f in fields):
+            raise SimError(400, 1002, "Valid values for RecordingChannels are single, dual") from None
+        raise SimError(400, None, f"Invalid or missing: {', '.join(fields)}") from None
 
 
 async def _never() -> Response:  # pragma: no cover - the sid check always answers first

@@ -29,6 +29,9 @@ NumberBehaviour = Literal[
     "agent_cancels",    # the agent hangs up while it rings (agent_canceled)
 ]
 
+HttpMethod = Literal["POST", "GET"]
+_BOTH_METHODS: tuple[HttpMethod, ...] = ("POST", "GET")
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -141,7 +144,7 @@ class Behaviour(_Strict):
 class Faults(_Strict):
     """Injected failures on the API paths."""
 
-    methods: list[Literal["POST", "GET"]] = Field(default_factory=lambda: ["POST", "GET"])
+    methods: list[HttpMethod] = Field(default_factory=lambda: list(_BOTH_METHODS))
     server_error_rate: float = Field(default=0.0, ge=0, le=1)
     drop_connection_rate: float = Field(default=0.0, ge=0, le=1)
     hang_rate: float = Field(default=0.0, ge=0, le=1)

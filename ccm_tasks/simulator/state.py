@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ccm_tasks.clock import Clock
+from ccm_tasks.exotel.models import MakeCallRequest
 from ccm_tasks.simulator.scenario import DeviceState, Scenario, ScenarioAgent
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -261,25 +262,15 @@ class SimulatedAccount:
             raise SimError(404, 10731, "User not found")
         return agent
 
-    def make_call(self, body: dict[str, Any]) -> SimCall:
-        """Validate a Make Call body against the account and place the call."""
+    def make_call(self, request: MakeCallRequest) -> SimCall:
+        """Check a parsed Make Call against the account and place the call."""
         now = self.clock.time()
-        src = body.get("from")
-        dst = body.get("to")
-        if not isinstance(src, dict) or not (src.get("user_id") or src.get("user_contact_uri")):
-            raise SimError(400, None, "from.user_id or from.user_contact_uri is mandatory")
-        if not isinstance(dst, dict) or not dst.get("customer_contact_uri"):
-            raise SimError(400, None, "to.customer_contact_uri is mandatory")
-        vn = body.get("virtual_number")
-        if not isinstance(vn, str) or not vn:
-            raise SimError(400, None, "virtual_number is mandatory")
-        if body.get("recording_channels") not in (None, "single", "dual"):
-            raise SimError(400, 1002, "Valid values for RecordingChannels are single, dual")
+        vn = request.virtual_number
         if normalise_virtual_number(vn) not in self.virtual_numbers:
             raise SimError(404, 10716, "Given virtual_number not found")
-        contact = src.get("user_contact_uri")
-        sip_requested = isinstance(contact, str) and contact.lower().startswith(("sip:", "sips:"))
-        agent = self.find_agent(src.get("user_id"), contact)
+        contact = request.from_.user_contact_uri
+        sip_requested = bool(contact and contact.lower().startswith(("sip:", "sips:")))
+        agent = self.find_agent(request.from_.user_id, contact)
         if (sip_requested or agent.is_sip) and not self.scenario.account.voip_enabled:
             raise SimError(405, 10712, "VOIP calls are not allowed")
         if agent.device == "missing":
@@ -295,28 +286,28 @@ class SimulatedAccount:
         if any(lo <= offset < hi for lo, hi in agent.busy_periods):
             self.counters["agent_busy_manual"] += 1
             raise SimError(409, 10706, "User device is currently busy")
-        call = self._place(agent, dst["customer_contact_uri"], vn, body, now)
+        call = self._place(agent, request, now)
         self.calls[call.call_sid] = call
         self.call_order.append(call)
         agent.calls.append(call)
         self.counters["calls_placed"] += 1
         return call
 
-    def _place(self, agent: SimAgent, customer: str, vn: str, body: dict[str, Any],
-               now: float) -> SimCall:
+    def _place(self, agent: SimAgent, request: MakeCallRequest, now: float) -> SimCall:
         sc = self.scenario
         b = sc.behaviour
+        customer = request.to.customer_contact_uri
         self._customer_calls[customer] += 1
         crng = _stream(sc.seed, "customer", customer, self._customer_calls[customer])
         arng = _stream(sc.seed, "agent", agent.user_id, len(agent.calls) + 1)
-        timeout = float(body.get("attempt_time_out") or b.default_ring_timeout_seconds)
-        max_talk = body.get("max_time_limit")
+        timeout = float(request.attempt_time_out or b.default_ring_timeout_seconds)
+        max_talk = request.max_time_limit
         sid = uuid.UUID(int=self._sid_rng.getrandbits(128)).hex
         start = now + b.dial_delay_seconds.sample(arng)
         call = SimCall(
-            call_sid=sid, agent=agent, customer=customer, virtual_number=vn,
-            custom_field=body.get("custom_field"), recording=bool(body.get("recording")),
-            status_callback=list(body.get("status_callback") or []),
+            call_sid=sid, agent=agent, customer=customer, virtual_number=request.virtual_number,
+            custom_field=request.custom_field, recording=bool(request.recording),
+            status_callback=[cb.model_dump() for cb in request.status_callback or []],
             created=now, start=start, ended=start, terminal=start, call_status="agent_no_dial",
         )
         # Agent leg.
@@ -356,7 +347,7 @@ class SimulatedAccount:
             talk = b.talk_seconds.sample(crng)
             if max_talk:
                 talk = min(talk, float(max_talk))
-            call.talk_seconds = int(round(talk))
+            call.talk_seconds = round(talk)
             call.call_status, call.customer_final = "completed", "completed"
             if call.recording:
                 call.recording_url = f"{sc.account.recording_url_base}{sid}.mp3"
