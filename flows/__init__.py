@@ -1,0 +1,1 @@
+"""Prefect flows: wiring only. The work is done by the ccm_tasks library."""
