@@ -49,6 +49,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_one_call())
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from ccm_tasks.inputs import preflight
+
+    report = preflight(args.campaign_file, rejects_path=args.rejects)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="ccm", description="Outbound call campaigns on Exotel CCM.")
@@ -71,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the demo (simulated)")
     p.set_defaults(handler=_cmd_demo)
+
+    p = sub.add_parser("validate", help="check a campaign's definition and files without dialling; "
+                                        "writes the rejects file")
+    p.add_argument("campaign_file", metavar="CAMPAIGN_FILE", type=Path, help="campaign YAML")
+    p.add_argument("--rejects", type=Path, metavar="PATH",
+                   help="where to write the rejects CSV (default: <name>-rejects.csv next to it)")
+    p.set_defaults(handler=_cmd_validate)
     return parser
 
 

@@ -1,0 +1,414 @@
+"""Customer lists to validated, deduplicated customers; every row set aside is accounted for.
+
+Per row only the phone number is checked, column-wise (see :mod:`ccm_tasks.inputs.phones`):
+a pydantic model per row costs ~2.5 us here before any phone parsing (2.5 s per million rows,
+more than the whole bare CSV read) for a check that is one field wide. Pydantic stays at the
+boundaries where it pays: the definition and the agent roster.
+
+Order of decisions, across all files and sheets in the order the definition lists them:
+1. a row whose every cell is blank is skipped silently (Excel keeps formatted empty rows);
+2. a row with an unusable phone is **rejected** (reason per row);
+3. a valid number on the do-not-call list is **suppressed** (every occurrence);
+4. a number seen before is a **duplicate** of its first occurrence, which is the one called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from ccm_tasks.inputs.columns import (
+    PHONE_HEADERS,
+    PREFERRED_AGENT_HEADERS,
+    ColumnError,
+    find_column,
+)
+from ccm_tasks.inputs.definition import CustomersSpec
+from ccm_tasks.inputs.errors import InputFileError
+from ccm_tasks.inputs.phones import REASON_BLANK, PhoneNormaliser
+from ccm_tasks.inputs.readers import ALL_SHEETS, Table, read_tables
+
+ObjectArray = npt.NDArray[np.object_]
+IntArray = npt.NDArray[np.int64]
+
+EXTRA_PREFIX = "extra:"
+CUSTOMER_COLUMNS: tuple[str, ...] = (
+    "customer_key", "phone", "phone_input", "preferred_agent",
+    "source_file", "source_sheet", "source_row",
+)
+REJECT_COLUMNS: tuple[str, ...] = ("file", "sheet", "row", "column", "value", "reason")
+DUPLICATE_COLUMNS: tuple[str, ...] = (
+    "file", "sheet", "row", "column", "value", "customer_key",
+    "first_file", "first_sheet", "first_row", "reason",
+)
+SUPPRESSED_COLUMNS: tuple[str, ...] = (
+    "file", "sheet", "row", "column", "value", "customer_key", "dnc_file", "dnc_sheet", "dnc_row",
+    "reason",
+)
+
+Display = Callable[[Path], str]
+
+
+@dataclass
+class SourceCount:
+    """What became of the rows of one (file, sheet)."""
+
+    file: str
+    sheet: str
+    rows: int = 0  # data rows read, fully blank rows not counted
+    rejected: int = 0
+    suppressed: int = 0
+    duplicates: int = 0
+    phone_column: str = ""
+
+    @property
+    def valid(self) -> int:
+        """Rows with a usable phone number."""
+        return self.rows - self.rejected
+
+    @property
+    def called(self) -> int:
+        """Rows that become customers to call."""
+        return self.rows - self.rejected - self.suppressed - self.duplicates
+
+
+@dataclass
+class DoNotCall:
+    """The numbers never to call, with where each was listed first."""
+
+    keys: IntArray  # sorted, unique E.164 keys
+    sources: dict[int, tuple[str, str, int]]  # key -> (file, sheet, row)
+    files: list[tuple[str, int]]  # (file, numbers listed)
+    rejects: pd.DataFrame  # unusable entries (REJECT_COLUMNS)
+
+    @classmethod
+    def empty(cls) -> DoNotCall:
+        """No do-not-call list."""
+        return cls(np.zeros(0, dtype=np.int64), {}, [], _frame([], REJECT_COLUMNS))
+
+
+@dataclass
+class CustomerSet:
+    """The customers to call and everything set aside, with per-source counts."""
+
+    customers: pd.DataFrame
+    rejects: pd.DataFrame
+    duplicates: pd.DataFrame
+    suppressed: pd.DataFrame
+    sources: list[SourceCount] = field(default_factory=list)
+
+
+@dataclass
+class _Part:
+    """One table after phone validation: full columns plus the positions of its valid rows.
+
+    Columns stay whole (no per-step copies of a million-row object array); rows are taken once,
+    when the customers frame is assembled.
+    """
+
+    file: str
+    sheet: str
+    phone_header: str
+    valid: IntArray  # positions (in this table) of the rows with a valid number
+    key: IntArray  # E.164 keys of those rows
+    rows: IntArray  # Excel row numbers, whole table
+    e164: ObjectArray  # whole table
+    raw: ObjectArray  # whole table
+    preferred: ObjectArray | None  # whole table, normalised
+    extras: dict[str, ObjectArray]  # whole table
+    count: SourceCount
+
+
+def _frame(records: list[tuple[object, ...]], columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(records, columns=list(columns)) if records else pd.DataFrame(
+        {c: pd.Series(dtype=object) for c in columns}
+    )
+
+
+def load_customers(
+    spec: CustomersSpec,
+    *,
+    normaliser: PhoneNormaliser,
+    display: Display,
+    do_not_call: DoNotCall | None = None,
+) -> CustomerSet:
+    """Read every customer file of the definition; see the module docstring for the rules."""
+    dnc = do_not_call or DoNotCall.empty()
+    parts: list[_Part] = []
+    rejects: list[pd.DataFrame] = []
+    sources: list[SourceCount] = []
+    for entry in spec.files:
+        for table in read_tables(entry.path, entry.sheet):
+            part, table_rejects = _read_part(table, spec, normaliser, display(entry.path))
+            parts.append(part)
+            rejects.append(table_rejects)
+            sources.append(part.count)
+    customers, duplicates, suppressed = _combine(parts, dnc)
+    return CustomerSet(
+        customers=customers,
+        rejects=pd.concat(rejects, ignore_index=True) if rejects else _frame([], REJECT_COLUMNS),
+        duplicates=duplicates,
+        suppressed=suppressed,
+        sources=sources,
+    )
+
+
+def _read_part(
+    table: Table, spec: CustomersSpec, normaliser: PhoneNormaliser, file: str
+) -> tuple[_Part, pd.DataFrame]:
+    try:
+        phone = find_column(
+            table.headers, "phone", mapped=spec.columns.phone, defaults=PHONE_HEADERS,
+            required=True, hint="map it with customers.columns.phone",
+        )
+        preferred = find_column(
+            table.headers, "preferred_agent", mapped=spec.columns.preferred_agent,
+            defaults=PREFERRED_AGENT_HEADERS, required=False,
+            hint="map it with customers.columns.preferred_agent",
+        )
+    except ColumnError as exc:
+        problem = str(exc)
+        if not table.delimited and len(table.headers) == 1:
+            problem = (
+                "does not look like a spreadsheet: the first line has no ',', ';' or tab "
+                "between columns, and no phone column"
+            )
+        raise InputFileError(table.path, problem, sheet=table.sheet or None) from None
+    assert phone is not None
+    raw = table.columns[phone.index]
+    batch = normaliser.many(raw)
+    invalid = np.flatnonzero(~batch.valid)
+    blank_phone = invalid[batch.reason[invalid] == REASON_BLANK]
+    blank_row = blank_phone[table.blank_rows(blank_phone)]
+    skip = np.zeros(len(invalid), dtype=bool)
+    skip[np.searchsorted(invalid, blank_row)] = True
+    rejected = invalid[~skip]
+
+    count = SourceCount(
+        file=file, sheet=table.sheet, rows=table.n_rows - len(blank_row) + len(table.broken),
+        rejected=len(rejected) + len(table.broken), phone_column=phone.header,
+    )
+    reject_frame = pd.DataFrame({
+        "file": file,
+        "sheet": table.sheet,
+        "row": np.concatenate([table.rows[rejected], [b.row for b in table.broken]]).astype(np.int64),
+        "column": [phone.header] * len(rejected) + [""] * len(table.broken),
+        "value": np.concatenate([raw[rejected], [""] * len(table.broken)]).astype(object),
+        "reason": np.concatenate(
+            [batch.reason[rejected], [b.problem for b in table.broken]]
+        ).astype(object),
+    }, columns=list(REJECT_COLUMNS))
+    valid = np.flatnonzero(batch.valid)
+    part = _Part(
+        file=file,
+        sheet=table.sheet,
+        phone_header=phone.header,
+        valid=valid,
+        key=batch.key[valid],
+        rows=table.rows,
+        e164=batch.e164,
+        raw=raw,
+        preferred=(
+            normalise_preferred(table.columns[preferred.index]) if preferred is not None else None
+        ),
+        extras={
+            header: column
+            for i, (header, column) in enumerate(zip(table.headers, table.columns, strict=True))
+            if i != phone.index and (preferred is None or i != preferred.index)
+        },
+        count=count,
+    )
+    return part, reject_frame
+
+
+def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Suppress, deduplicate and assemble the customers frame (first occurrence wins).
+
+    Positions here are in "valid space": position i is the i-th valid row over all parts in order.
+    """
+    sizes = [len(p.key) for p in parts]
+    n = sum(sizes)
+    key = np.concatenate([p.key for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+    part_of = np.repeat(np.arange(len(parts)), sizes)
+    local = np.concatenate([p.valid for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+    files = np.array([p.file for p in parts], dtype=object)
+    sheets = np.array([p.sheet for p in parts], dtype=object)
+    headers = np.array([p.phone_header for p in parts], dtype=object)
+
+    def take(column: Callable[[_Part], npt.NDArray[Any] | None], at: IntArray) -> npt.NDArray[Any]:
+        """A per-part column at valid-space positions ``at`` (None where a part lacks it)."""
+        pieces = []
+        for i, part in enumerate(parts):
+            mine = at[part_of[at] == i] if len(parts) > 1 else at
+            values = column(part)
+            pieces.append(values[local[mine]] if values is not None
+                          else np.full(len(mine), None, dtype=object))
+        if not pieces:
+            return np.zeros(0, dtype=object)
+        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+
+    # A hash look-up against the (small) list; np.isin would sort the whole key column.
+    suppressed = (
+        pd.Series(key, copy=False).isin(dnc.keys).to_numpy()
+        if len(dnc.keys)
+        else np.zeros(n, dtype=bool)
+    )
+    candidates = np.flatnonzero(~suppressed)
+    # Only numbers that occur more than once need more than a hash pass (a few percent of rows).
+    repeated = candidates[pd.Series(key[candidates], copy=False).duplicated(keep=False).to_numpy()]
+    codes, _uniques = pd.factorize(key[repeated])
+    # factorize numbers keys in order of first appearance, so a row is a first occurrence
+    # exactly when its code is larger than every code before it.
+    first_seen = codes > np.maximum.accumulate(np.concatenate([[-1], codes[:-1]]))
+    duplicate = repeated[~first_seen]
+    first = repeated[first_seen][codes[~first_seen]]
+    is_duplicate = np.zeros(n, dtype=bool)
+    is_duplicate[duplicate] = True
+    keep = candidates[~is_duplicate[candidates]]
+    hidden = np.flatnonzero(suppressed)
+
+    suppressed_per_part = np.bincount(part_of[hidden], minlength=len(parts))
+    duplicates_per_part = np.bincount(part_of[duplicate], minlength=len(parts))
+    for i, part in enumerate(parts):
+        part.count.suppressed = int(suppressed_per_part[i])
+        part.count.duplicates = int(duplicates_per_part[i])
+
+    first_rows = take(lambda p: p.rows, first).astype(np.int64)
+    duplicates = pd.DataFrame({
+        "file": files[part_of[duplicate]],
+        "sheet": sheets[part_of[duplicate]],
+        "row": take(lambda p: p.rows, duplicate).astype(np.int64),
+        "column": headers[part_of[duplicate]],
+        "value": take(lambda p: p.raw, duplicate),
+        "customer_key": take(lambda p: p.e164, duplicate),
+        "first_file": files[part_of[first]],
+        "first_sheet": sheets[part_of[first]],
+        "first_row": first_rows,
+        "reason": [
+            f"duplicate of {_where(f, s, r)}"
+            for f, s, r in zip(files[part_of[first]].tolist(), sheets[part_of[first]].tolist(),
+                               first_rows.tolist(), strict=True)
+        ],
+    }, columns=list(DUPLICATE_COLUMNS))
+
+    listed = [dnc.sources.get(int(k), ("", "", 0)) for k in key[hidden].tolist()]
+    suppressed_frame = pd.DataFrame({
+        "file": files[part_of[hidden]],
+        "sheet": sheets[part_of[hidden]],
+        "row": take(lambda p: p.rows, hidden).astype(np.int64),
+        "column": headers[part_of[hidden]],
+        "value": take(lambda p: p.raw, hidden),
+        "customer_key": take(lambda p: p.e164, hidden),
+        "dnc_file": [s[0] for s in listed],
+        "dnc_sheet": [s[1] for s in listed],
+        "dnc_row": np.array([s[2] for s in listed], dtype=np.int64),
+        "reason": [f"on the do-not-call list ({_where(*s)})" for s in listed],
+    }, columns=list(SUPPRESSED_COLUMNS))
+
+    e164 = take(lambda p: p.e164, keep)
+    columns: dict[str, npt.NDArray[Any] | pd.Categorical] = {
+        "customer_key": e164,
+        "phone": e164,
+        "phone_input": take(lambda p: p.raw, keep),
+        "preferred_agent": take(lambda p: p.preferred, keep),
+        "source_file": _labels(files, part_of[keep]),
+        "source_sheet": _labels(sheets, part_of[keep]),
+        "source_row": take(lambda p: p.rows, keep).astype(np.int64),
+    }
+    for header in dict.fromkeys(h for p in parts for h in p.extras):
+        columns[EXTRA_PREFIX + header] = take(_extra(header), keep)
+    # Object columns as built: letting pandas infer its "str" dtype would copy and re-check
+    # every string of a million-row frame.
+    customers = pd.DataFrame(
+        {name: values if isinstance(values, pd.Categorical)
+         else pd.Series(values, dtype=None if name == "source_row" else object, copy=False)
+         for name, values in columns.items()},
+        copy=False,
+    )
+    return customers, duplicates, suppressed_frame
+
+
+def _extra(header: str) -> Callable[[_Part], ObjectArray | None]:
+    return lambda part: part.extras.get(header)
+
+
+def _labels(names: ObjectArray, codes: IntArray) -> pd.Categorical:
+    """A categorical of repeated labels: one byte per row instead of an object pointer."""
+    categories = list(dict.fromkeys(names.tolist()))
+    position = np.array([categories.index(n) for n in names.tolist()], dtype=np.int64)
+    return pd.Categorical.from_codes(position[codes] if len(codes) else codes, categories=categories)
+
+
+def _where(file: str, sheet: str, row: int) -> str:
+    return f"{file}" + (f" [{sheet}]" if sheet else "") + f" row {row}"
+
+
+def normalise_preferred(values: ObjectArray) -> ObjectArray:
+    """Preferred-agent cells: stripped text, blank as None (worked out once per distinct value)."""
+    out: ObjectArray = np.full(len(values), None, dtype=object)
+    filled = np.flatnonzero(values != "")  # most rows name no agent: skip them cheaply
+    if len(filled):
+        codes, uniques = pd.factorize(values[filled], use_na_sentinel=True)
+        cleaned = np.array(
+            [(str(u).strip() or None) if u is not None else None for u in uniques] + [None],
+            dtype=object,
+        )
+        out[filled] = cleaned[codes]  # code -1 (missing) picks the trailing None
+    return out
+
+
+def load_do_not_call(
+    paths: list[Path], *, normaliser: PhoneNormaliser, display: Display
+) -> DoNotCall:
+    """Read do-not-call lists (CSV/XLSX, every sheet); numbers are normalised like customers'.
+
+    The number column is a phone-like header, else the first column. A header that is itself a
+    valid number means the list has no header, and it counts as an entry. Unusable entries are
+    reported, never silently dropped; an empty list is allowed (nobody has opted out yet).
+    """
+    keys: list[IntArray] = []
+    sources: dict[int, tuple[str, str, int]] = {}
+    files: list[tuple[str, int]] = []
+    rejects: list[tuple[object, ...]] = []
+    for path in paths:
+        file = display(path)
+        try:
+            tables = read_tables(path, ALL_SHEETS)
+        except InputFileError as exc:
+            if exc.problem in ("the file is empty", "every sheet is empty"):
+                files.append((file, 0))
+                continue
+            raise
+        listed = 0
+        for table in tables:
+            try:
+                choice = find_column(table.headers, "phone", mapped=None, defaults=PHONE_HEADERS,
+                                     required=False)
+            except ColumnError:
+                choice = None
+            index = choice.index if choice is not None else 0
+            header = table.headers[index]
+            values = table.columns[index]
+            rows = table.rows
+            head = normaliser.one(header)
+            if head.ok:  # no header row: the first line is a number too
+                values = np.concatenate([np.array([header], dtype=object), values])
+                rows = np.concatenate([[rows[0] - 1 if len(rows) else 1], rows]).astype(np.int64)
+                header = ""
+            batch = normaliser.many(values)
+            for i in np.flatnonzero(batch.valid).tolist():
+                k = int(batch.key[i])
+                sources.setdefault(k, (file, table.sheet, int(rows[i])))
+            listed += int(np.count_nonzero(batch.valid))
+            keys.append(batch.key[batch.valid])
+            for i in np.flatnonzero(~batch.valid & (batch.reason != REASON_BLANK)).tolist():
+                rejects.append((file, table.sheet, int(rows[i]), header, values[i], batch.reason[i]))
+        files.append((file, listed))
+    all_keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.int64)
+    return DoNotCall(all_keys, sources, files, _frame(rejects, REJECT_COLUMNS))

@@ -1,0 +1,241 @@
+"""What a run would do, without dialling: ``ccm validate CAMPAIGN_FILE``.
+
+Reads the definition and every file it points at, writes the rejects file, and summarises: rows per
+file and sheet, rejects by reason, duplicates, do-not-call suppressions, usable agents, and a rough
+duration. ``ok`` is False when the campaign cannot run: a definition error, an unreadable file, no
+valid customer or no usable agent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccm_tasks.inputs.campaign import CampaignInputs, load_campaign_inputs, rejects_table, write_rejects
+from ccm_tasks.inputs.definition import CampaignDefinition, load_definition
+from ccm_tasks.inputs.errors import InputError
+
+# Share of attempts in which the customer answers. A planning assumption, not a measurement: it
+# only shapes the estimate (expected attempts per customer), and the report says so.
+ASSUMED_ANSWER_RATE = 0.6
+# Each call costs at least one POST and one status GET against the per-minute API budget.
+MIN_REQUESTS_PER_CALL = 2
+
+
+@dataclass
+class Estimate:
+    """Rough duration of a run from the customer and agent counts."""
+
+    customers: int
+    agents: int
+    average_handling_seconds: float
+    expected_attempts: float
+    agent_bound_hours: float  # attempts x handling time / agents
+    budget_bound_hours: float  # attempts x requests per call / API budget
+    hours_per_day: float
+
+    @property
+    def hours(self) -> float:
+        """The binding bound, in hours of calling."""
+        return max(self.agent_bound_hours, self.budget_bound_hours)
+
+    @property
+    def calling_days(self) -> int:
+        """Calling days the run spans, given the daily window."""
+        return max(1, math.ceil(self.hours / self.hours_per_day - 1e-9)) if self.hours else 0
+
+
+def estimate(definition: CampaignDefinition, customers: int, agents: int,
+             average_handling_seconds: float | None = None) -> Estimate:
+    """Estimate how long calling ``customers`` with ``agents`` takes under the definition.
+
+    Expected attempts per customer: 1 + q + q^2 + ... up to ``retry.max_attempts`` terms, with q the
+    assumed share of unanswered attempts (only when ``customer_unanswered`` is retried). Every
+    attempt is assumed to hold an agent for the average handling time (an upper bound: unanswered
+    attempts are shorter).
+    """
+    aht = average_handling_seconds or definition.dialer.average_handling_seconds
+    retry = definition.retry
+    unanswered = 1 - ASSUMED_ANSWER_RATE
+    attempts = (
+        sum(unanswered**k for k in range(retry.max_attempts))
+        if "customer_unanswered" in retry.retry_on
+        else 1.0
+    )
+    total_attempts = customers * attempts
+    agent_hours = total_attempts * aht / max(agents, 1) / 3600
+    budget_hours = total_attempts * MIN_REQUESTS_PER_CALL / definition.api_budget_per_minute / 60
+    return Estimate(customers, agents, aht, attempts, agent_hours, budget_hours,
+                    definition.window.hours_per_day)
+
+
+@dataclass
+class PreflightReport:
+    """The outcome of a dry run over a campaign's inputs."""
+
+    definition_path: Path
+    definition: CampaignDefinition | None = None
+    inputs: CampaignInputs | None = None
+    error: str | None = None
+    rejects_path: Path | None = None
+    estimate: Estimate | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the campaign can run: inputs load, some customer and some agent are usable."""
+        return (
+            self.error is None
+            and self.inputs is not None
+            and len(self.inputs.customers) > 0
+            and len(self.inputs.agents) > 0
+        )
+
+    def render(self) -> str:
+        """The report as text for a terminal."""
+        lines = [f"Campaign file: {self.definition_path}"]
+        if self.definition is not None:
+            lines[0] = f"Campaign {self.definition.name!r} ({self.definition_path})"
+        if self.error is not None:
+            lines.append(f"ERROR: {self.error}")
+        if self.inputs is not None:
+            lines += _render_customers(self.inputs)
+            lines += _render_agents(self.inputs)
+        if self.estimate is not None and self.ok:
+            lines += _render_estimate(self.estimate, self.definition)
+        if self.rejects_path is not None:
+            lines.append(f"Rejects file: {self.rejects_path}")
+        if self.ok:
+            lines.append("OK: the campaign can run.")
+        else:
+            why = ""
+            if self.error is None and self.inputs is not None:
+                why = " (no valid customer)" if not len(self.inputs.customers) else " (no usable agent)"
+            lines.append(f"NOT OK: the campaign cannot run{why}.")
+        return "\n".join(lines)
+
+
+def _render_customers(inputs: CampaignInputs) -> list[str]:
+    lines = ["Customers"]
+    width = max([len(_source_name(s.file, s.sheet)) for s in inputs.sources] + [5])
+    header = f"  {'source':<{width}}  {'rows':>8}  {'rejected':>8}  {'duplicate':>9}  " \
+             f"{'do-not-call':>11}  {'to call':>8}"
+    lines.append(header)
+    for s in inputs.sources:
+        lines.append(f"  {_source_name(s.file, s.sheet):<{width}}  {s.rows:>8}  {s.rejected:>8}  "
+                     f"{s.duplicates:>9}  {s.suppressed:>11}  {s.called:>8}")
+    total_rows = inputs.rows_read
+    rejected = sum(s.rejected for s in inputs.sources)
+    duplicates = sum(s.duplicates for s in inputs.sources)
+    suppressed = sum(s.suppressed for s in inputs.sources)
+    called = len(inputs.customers)
+    lines.append(f"  {'total':<{width}}  {total_rows:>8}  {rejected:>8}  {duplicates:>9}  "
+                 f"{suppressed:>11}  {called:>8}")
+    skipped = total_rows - called
+    lines.append(f"  {called} customers will be called; {skipped} of {total_rows} rows will be "
+                 f"skipped ({rejected} rejected, {duplicates} duplicate, {suppressed} do-not-call).")
+    if rejected:
+        lines.append("  Rejected by reason:")
+        for reason, count in inputs.reject_reasons.items():
+            lines.append(f"    {count:>8}  {reason}")
+    if duplicates:
+        lines.append(f"  Duplicates: {duplicates} rows repeat a number seen earlier "
+                     "(only the first occurrence is called).")
+    for file, listed in inputs.do_not_call_files:
+        lines.append(f"  Do-not-call list {file}: {listed} numbers.")
+    if len(inputs.dnc_rejects):
+        lines.append(f"  Do-not-call entries that are not usable numbers: {len(inputs.dnc_rejects)}.")
+    preferred = int(inputs.customers["preferred_agent"].notna().sum())
+    if preferred or len(inputs.warnings):
+        unknown = len(inputs.warnings)
+        lines.append(f"  Preferred agent: {preferred} customers have one in the roster; {unknown} "
+                     f"{'names' if unknown == 1 else 'name'} an agent not in it (ignored).")
+    return lines
+
+
+def _render_agents(inputs: CampaignInputs) -> list[str]:
+    definition = inputs.definition
+    lines = [f"Agents ({definition.display_path(definition.agents)})"]
+    groups = Counter(a.group or "(no group)" for a in inputs.agents)
+    group_text = ", ".join(f"{g}: {n}" for g, n in sorted(groups.items()))
+    rejected = len(inputs.agent_rejects)
+    lines.append(f"  {len(inputs.agents)} usable ({group_text}); {rejected} rejected")
+    for record in inputs.agent_rejects.head(10).itertuples(index=False):
+        lines.append(f"    row {record.row}: {record.reason}")
+    if rejected > 10:
+        lines.append(f"    ... and {rejected - 10} more (see the rejects file)")
+    return lines
+
+
+def _render_estimate(est: Estimate, definition: CampaignDefinition | None) -> list[str]:
+    lines = [
+        "Estimate",
+        f"  {est.customers} customers x {est.expected_attempts:.2f} expected attempts x "
+        f"{est.average_handling_seconds:g} s / {est.agents} agents = {_duration(est.agent_bound_hours)}"
+        " of calling",
+    ]
+    if est.budget_bound_hours > est.agent_bound_hours:
+        lines.append(f"  the API budget is the limit: at least {_duration(est.budget_bound_hours)} "
+                     f"({MIN_REQUESTS_PER_CALL} requests per call)")
+    if definition is not None:
+        window = definition.window
+        days = "every day" if len(window.days) == 7 else ", ".join(window.days)
+        lines.append(f"  = about {est.calling_days} calling day(s) of "
+                     f"{_duration(est.hours_per_day)} ({window.start:%H:%M}-{window.end:%H:%M} "
+                     f"{window.timezone}, {days})")
+    lines.append(f"  (assumes {ASSUMED_ANSWER_RATE:.0%} of attempts are answered and every attempt "
+                 "holds an agent for the average handling time: an upper bound)")
+    return lines
+
+
+def _duration(hours: float) -> str:
+    minutes = round(hours * 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _source_name(file: str, sheet: str) -> str:
+    return f"{file} [{sheet}]" if sheet else file
+
+
+def default_rejects_path(definition: CampaignDefinition, output_dir: Path | None = None) -> Path:
+    """``<name>-rejects.csv`` next to the definition, or in ``output_dir``."""
+    folder = output_dir if output_dir is not None else definition.base_dir
+    return Path(folder) / f"{definition.name}-rejects.csv"
+
+
+def preflight(
+    definition_path: str | Path,
+    average_handling_seconds: float | None = None,
+    *,
+    output_dir: str | Path | None = None,
+    rejects_path: str | Path | None = None,
+) -> PreflightReport:
+    """Load everything a run would load, write the rejects file, and report; never dials.
+
+    Errors (a bad definition, an unreadable file) are captured in the report, not raised.
+    """
+    report = PreflightReport(definition_path=Path(definition_path))
+    try:
+        report.definition = load_definition(definition_path)
+        report.inputs = load_campaign_inputs(report.definition)
+    except InputError as exc:
+        report.error = str(exc)
+        return report
+    definition, inputs = report.definition, report.inputs
+    target = (
+        Path(rejects_path)
+        if rejects_path is not None
+        else default_rejects_path(definition, Path(output_dir) if output_dir is not None else None)
+    )
+    try:
+        report.rejects_path = write_rejects(inputs, target)
+    except OSError as exc:
+        report.error = f"cannot write the rejects file {target}: {exc.strerror or exc}"
+    report.estimate = estimate(definition, len(inputs.customers), len(inputs.agents),
+                               average_handling_seconds)
+    return report
+
+
+__all__ = ["Estimate", "PreflightReport", "default_rejects_path", "estimate", "preflight",
+           "rejects_table"]
