@@ -43,10 +43,21 @@ def _cmd_call(args: argparse.Namespace) -> int:
                                     virtual_number=args.virtual_number, record=args.record))
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from ccm_tasks.demo import run_one_call
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ccm_tasks.launch import run_command
+    from ccm_tasks.logs import configure_logging
 
-    return asyncio.run(run_one_call())
+    configure_logging(with_prefect=not args.no_prefect)
+    return asyncio.run(run_command(args.campaign_file, ledger=args.ledger, wait_for_window=not args.no_wait,
+                                   use_prefect=not args.no_prefect))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ccm_tasks.demo import run_demo_campaign
+    from ccm_tasks.logs import configure_logging
+
+    configure_logging(with_prefect=not args.no_prefect)
+    return asyncio.run(run_demo_campaign(args.campaign_file, use_prefect=not args.no_prefect))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -77,7 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true", help="record the conversation")
     p.set_defaults(handler=_cmd_call)
 
-    p = sub.add_parser("demo", help="the demo (simulated)")
+    p = sub.add_parser("run", help="run a campaign (simulated unless EXOTEL_* credentials are set)")
+    p.add_argument("campaign_file", metavar="CAMPAIGN_FILE", type=Path, help="campaign YAML")
+    p.add_argument("--ledger", help="ledger path or SQLAlchemy URL (default: $CCM_HOME/var/ledger.sqlite)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="exit at once if the calling window is closed instead of waiting for it")
+    p.add_argument("--no-prefect", action="store_true",
+                   help="run the library directly, without a Prefect flow run")
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("demo", help="run the demo campaign on the built-in simulator, from scratch")
+    p.add_argument("campaign_file", nargs="?", default=Path("campaigns/demo/demo.yaml"), type=Path)
+    p.add_argument("--no-prefect", action="store_true", help="without a Prefect flow run")
     p.set_defaults(handler=_cmd_demo)
 
     p = sub.add_parser("validate", help="check a campaign's definition and files without dialling; "

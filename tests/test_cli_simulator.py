@@ -36,9 +36,9 @@ async def test_simulator_command(tmp_path: Path) -> None:
         proc.wait(10)
 
 
-def test_demo_prints_the_lifecycle() -> None:
+def test_call_prints_the_lifecycle() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXOTEL_")}
-    out = subprocess.run([*CCM, "demo"], capture_output=True, text=True, timeout=120, env=env)
+    out = subprocess.run([*CCM, "call"], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "SIMULATED" in text

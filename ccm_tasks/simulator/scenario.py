@@ -27,6 +27,7 @@ NumberBehaviour = Literal[
     "failed",           # number does not exist
     "no_dial",          # the platform never dials it (customer_no_dial)
     "agent_cancels",    # the agent hangs up while it rings (agent_canceled)
+    "stuck",            # answers and hangs up, but the call never turns terminal
 ]
 
 HttpMethod = Literal["POST", "GET"]

@@ -26,6 +26,7 @@ from ccm_tasks.exotel.models import MakeCallRequest
 from ccm_tasks.simulator.scenario import DeviceState, Scenario, ScenarioAgent
 
 IST = timezone(timedelta(hours=5, minutes=30))
+STUCK_FOREVER = 1e9  # seconds: post-processing that never ends
 SERVER_ERROR_CODES = (1100, 1101, 1200, 1203, 1300, 1500, 1600, 1601, 1800, 3040, 3042, 3046, 3075,
                       3080, 4060)
 GET_SERVER_ERROR_CODES = (1100, 3042, 3046, 3075)
@@ -340,7 +341,7 @@ class SimulatedAccount:
                                             and arng.random() < b.agent_cancel_probability):
             call.call_status, call.customer_final = "agent_canceled", "no-answer"
             return self._finish(call, aa + min(timeout, 1 + c_ring / 2), arng)
-        answers = behaviour == "answers" or (
+        answers = behaviour in ("answers", "stuck") or (
             behaviour is None and crng.random() < b.customer_answer_probability)
         if answers and c_ring < timeout:
             call.customer_answered = aa + c_ring
@@ -351,7 +352,10 @@ class SimulatedAccount:
             call.call_status, call.customer_final = "completed", "completed"
             if call.recording:
                 call.recording_url = f"{sc.account.recording_url_base}{sid}.mp3"
-            return self._finish(call, call.customer_answered + talk, arng)
+            self._finish(call, call.customer_answered + talk, arng)
+            if behaviour == "stuck":
+                call.terminal = call.ended + STUCK_FOREVER
+            return call
         call.call_status = "customer_unanswered"
         why = crng.random()
         if behaviour == "busy" or (behaviour is None and why < b.customer_busy_share):

@@ -1,0 +1,118 @@
+"""The campaign's agents and what each may do now; the longest-idle agent is offered work first."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+AgentState = Literal["idle", "calling", "cooldown", "paused", "dropped", "elsewhere", "quarantined"]
+TIMED: frozenset[str] = frozenset({"cooldown", "paused", "elsewhere", "quarantined"})
+
+
+@dataclass
+class AgentSlot:
+    """One agent as the dialer sees it."""
+
+    key: str
+    user_id: str | None
+    contact_uri: str | None
+    name: str | None
+    state: AgentState = "idle"
+    idle_since: float = 0.0
+    until: float = 0.0
+    reason: str | None = None
+    calls: int = 0
+    seq: int = field(default=0)
+
+
+class AgentPool:
+    """Agents by state, with the idle ones in a heap ordered by how long they have been idle."""
+
+    def __init__(self, agents: list[AgentSlot], now: float) -> None:
+        self.agents = {a.key: a for a in agents}
+        self._seq = itertools.count()
+        self._idle: list[tuple[float, int, str]] = []
+        self._timed: list[tuple[float, int, str]] = []
+        for i, agent in enumerate(agents):
+            # Roster order breaks ties: the first agent listed is the "longest idle" at start.
+            self.set_idle(agent, now - len(agents) + i)
+
+    def __len__(self) -> int:
+        return len(self.agents)
+
+    def get(self, key: str) -> AgentSlot | None:
+        """An agent by key."""
+        return self.agents.get(key)
+
+    def set_idle(self, agent: AgentSlot, idle_since: float) -> None:
+        """Free for work since ``idle_since``."""
+        agent.state, agent.idle_since, agent.reason = "idle", idle_since, None
+        agent.seq = next(self._seq)
+        heapq.heappush(self._idle, (idle_since, agent.seq, agent.key))
+
+    def set_calling(self, agent: AgentSlot) -> None:
+        """Leased for a call by this run."""
+        agent.state = "calling"
+        agent.seq = next(self._seq)
+
+    def set_timed(self, agent: AgentSlot, state: AgentState, until: float, reason: str | None = None) -> None:
+        """Unavailable until ``until`` (cooldown, paused, elsewhere, quarantined)."""
+        assert state in TIMED
+        agent.state, agent.until, agent.reason = state, until, reason
+        agent.seq = next(self._seq)
+        heapq.heappush(self._timed, (until, agent.seq, agent.key))
+
+    def drop(self, agent: AgentSlot, reason: str) -> None:
+        """Never offer this agent work again in this run."""
+        agent.state, agent.reason = "dropped", reason
+        agent.seq = next(self._seq)
+
+    def wake(self, now: float) -> list[tuple[AgentSlot, AgentState]]:
+        """Move agents whose timed state has ended back to idle; returns them with that state."""
+        woken = []
+        while self._timed and self._timed[0][0] <= now:
+            _until, seq, key = heapq.heappop(self._timed)
+            agent = self.agents[key]
+            if agent.seq == seq and agent.state in TIMED:
+                woken.append((agent, agent.state))
+                # Keep its place in line: idle since it last finished a call, or since now.
+                self.set_idle(agent, min(agent.idle_since, now) if agent.state == "elsewhere" else now)
+        return woken
+
+    def idle_in_order(self) -> list[AgentSlot]:
+        """Idle agents, longest idle first (stale heap entries are dropped)."""
+        fresh = [(since, seq, key) for since, seq, key in self._idle
+                 if self.agents[key].seq == seq and self.agents[key].state == "idle"]
+        heapq.heapify(fresh)
+        self._idle = fresh
+        return [self.agents[key] for _, _, key in sorted(fresh)]
+
+    def pop_longest_idle(self) -> AgentSlot | None:
+        """The longest-idle agent, removed from the idle heap (caller sets its next state)."""
+        while self._idle:
+            _since, seq, key = heapq.heappop(self._idle)
+            agent = self.agents[key]
+            if agent.seq == seq and agent.state == "idle":
+                return agent
+        return None
+
+    def next_wake(self) -> float | None:
+        """When the next timed state ends."""
+        while self._timed:
+            until, seq, key = self._timed[0]
+            agent = self.agents[key]
+            if agent.seq == seq and agent.state in TIMED:
+                return until
+            heapq.heappop(self._timed)
+        return None
+
+    def usable(self) -> bool:
+        """Whether any agent can still take calls in this run."""
+        return any(a.state != "dropped" for a in self.agents.values())
+
+    def counts(self) -> Counter[str]:
+        """Agents per state."""
+        return Counter(a.state for a in self.agents.values())

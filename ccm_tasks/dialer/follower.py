@@ -1,0 +1,200 @@
+"""Follows live calls to ``call_state == "terminal"`` with Get Call Details, inside the API budget.
+
+Every live call has a due time in one heap. The poll interval adapts to what the budget leaves for
+polling: ``max(min_interval, live_calls / get_rate)``, so few calls are polled often and many calls
+less often, and the token bucket in :class:`~ccm_tasks.dialer.budget.ApiBudget` enforces the cap
+whatever the heap asks for. A call whose ``call_status`` is already set (hung up, post-processing)
+is due again sooner, because it is about to turn terminal. An external signal (a status callback)
+makes a call due at once.
+
+A call still not terminal after its ``stuck_after`` time is reported once through ``on_stuck``;
+it keeps being polled (slowly) until confirmed, and its agent stays leased.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ccm_tasks.clock import Clock
+from ccm_tasks.dialer.budget import ApiBudget
+from ccm_tasks.exotel.client import CCMClient
+from ccm_tasks.exotel.errors import CampaignFatalError, CCMError
+from ccm_tasks.exotel.models import CallDetails
+
+log = logging.getLogger("ccm.dialer.follower")
+
+
+@dataclass
+class Followed:
+    """A live call being followed."""
+
+    call_sid: str
+    attempt_id: int
+    placed_at: float
+    stuck_after: float
+    future: asyncio.Future[CallDetails]
+    last: CallDetails | None = None
+    due: float = 0.0
+    polls: int = 0
+    stuck: bool = False
+    errors: int = 0
+    hinted: bool = False
+    seq: int = field(default=0)
+
+
+class CallFollower:
+    """Polls live calls until terminal; resolves each call's future with its terminal details."""
+
+    def __init__(self, client: CCMClient, budget: ApiBudget, clock: Clock, *,
+                 min_interval: float = 2.0, fast_interval: float = 1.0, max_in_flight: int = 32,
+                 min_real_interval: float = 0.05,
+                 on_stuck: Callable[[Followed], None] | None = None,
+                 on_fatal: Callable[[CCMError], None] | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.client = client
+        self.budget = budget
+        self.clock = clock
+        # Against a time-scaled simulator the budget in simulated seconds can exceed what the CPU
+        # can serve; a floor in real seconds keeps polling from spinning.
+        scale = float(getattr(clock, "scale", 1.0))
+        self.min_interval = max(min_interval, min_real_interval * scale)
+        self.fast_interval = max(fast_interval, min_real_interval * scale)
+        self.on_stuck = on_stuck
+        self.on_fatal = on_fatal
+        self.live: dict[str, Followed] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rng = rng or random.Random()
+        self.polls = 0
+
+    # ------------------------------------------------------------------ API
+
+    def follow(self, call_sid: str, attempt_id: int, *, placed_at: float, stuck_after: float,
+               last: CallDetails | None = None) -> asyncio.Future[CallDetails]:
+        """Start following a call; the future resolves with its terminal details."""
+        if call_sid in self.live:
+            return self.live[call_sid].future
+        future: asyncio.Future[CallDetails] = asyncio.get_running_loop().create_future()
+        item = Followed(call_sid, attempt_id, placed_at, stuck_after, future, last=last)
+        self.live[call_sid] = item
+        if last is not None and last.is_terminal:
+            self._resolve(item, last)
+        else:
+            self._schedule(item, self.clock.time() + self.interval(first=True))
+        return future
+
+    def notify(self, call_sid: str) -> bool:
+        """Something says this call may have ended (a callback): poll it now. False if not live."""
+        item = self.live.get(call_sid)
+        if item is None or item.future.done():
+            return False
+        item.hinted = True
+        self._schedule(item, self.clock.time())
+        return True
+
+    def resolve(self, call_sid: str, details: CallDetails) -> bool:
+        """Confirmed terminal details from elsewhere: finish following without another GET."""
+        item = self.live.get(call_sid)
+        if item is None or item.future.done() or not details.is_terminal:
+            return False
+        self._resolve(item, details)
+        return True
+
+    def interval(self, first: bool = False) -> float:
+        """The poll interval the budget allows now, in seconds."""
+        live = max(1, len(self.live))
+        base = max(self.min_interval, live / max(self.budget.get_rate(), 1e-6))
+        return base * (0.8 + 0.4 * self._rng.random())  # jitter: don't poll in lockstep
+
+    async def run(self) -> None:
+        """Poll due calls forever (cancel to stop)."""
+        try:
+            while True:
+                now = self.clock.time()
+                while self._heap and self._heap[0][0] <= now:
+                    _due, seq, sid = heapq.heappop(self._heap)
+                    item = self.live.get(sid)
+                    if item is None or item.seq != seq or item.future.done():
+                        continue
+                    await self._slots.acquire()
+                    task = asyncio.get_running_loop().create_task(self._poll(item))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                    now = self.clock.time()
+                self._wake.clear()
+                timeout = (self._heap[0][0] - now) if self._heap else 3600.0
+                real_timeout = self.clock.to_real(max(timeout, 0.0)) + 1e-4
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=real_timeout)
+                except TimeoutError:
+                    pass
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ internals
+
+    def _schedule(self, item: Followed, due: float) -> None:
+        item.seq = next(self._seq)
+        item.due = due
+        heapq.heappush(self._heap, (due, item.seq, item.call_sid))
+        self._wake.set()
+
+    def _resolve(self, item: Followed, details: CallDetails) -> None:
+        self.live.pop(item.call_sid, None)
+        if not item.future.done():
+            item.future.set_result(details)
+
+    async def _poll(self, item: Followed) -> None:
+        try:
+            details = await self.client.get_call_details(item.call_sid)
+        except CampaignFatalError as exc:
+            item.errors += 1
+            if self.on_fatal:
+                self.on_fatal(exc)
+            self._after_poll(item, None, backoff=max(30.0, self.interval()))
+            return
+        except CCMError as exc:
+            item.errors += 1
+            log.warning("polling call %s failed: %s", item.call_sid, exc)
+            self._after_poll(item, None, backoff=self.interval())
+            return
+        finally:
+            self._slots.release()
+        self.polls += 1
+        item.polls += 1
+        item.last = details
+        if details.is_terminal:
+            self._resolve(item, details)
+            return
+        self._after_poll(item, details)
+
+    def _after_poll(self, item: Followed, details: CallDetails | None, backoff: float | None = None) -> None:
+        if item.future.done():
+            return
+        now = self.clock.time()
+        if not item.stuck and now >= item.stuck_after:
+            item.stuck = True
+            if self.on_stuck:
+                self.on_stuck(item)
+        if backoff is not None:
+            nxt = backoff
+        elif details is not None and details.call_status is not None:
+            # Hung up, post-processing: terminal within seconds.
+            nxt = max(self.fast_interval, self.interval() / 4)
+        else:
+            nxt = self.interval()
+        if item.stuck:
+            nxt = max(nxt, 60.0)
+        self._schedule(item, now + nxt)

@@ -1,0 +1,166 @@
+"""The ledger's tables (SQLAlchemy Core): portable between SQLite and PostgreSQL.
+
+Times are seconds since the Unix epoch (float) on the campaign's clock: wall time in production,
+simulated time against a time-scaled simulator, so a ledger and the simulator's dial log agree.
+Holder heartbeats are always wall time. JSON columns hold what varies (carried-through spreadsheet
+columns, raw call details).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+SCHEMA_VERSION = 1
+
+meta = Table(
+    "ledger_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+holders = Table(
+    "holders",
+    metadata,
+    Column("holder_id", String(32), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("pid_started", String(32)),  # /proc start time, so a reused pid is not mistaken for us
+    Column("started_at", Double, nullable=False),
+    Column("heartbeat_at", Double, nullable=False),  # wall time
+    Column("label", String(255)),
+)
+
+campaigns = Table(
+    "campaigns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("definition_path", Text),
+    Column("timezone", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("runner_holder", String(32)),  # who is dialling it now (one runner per campaign)
+    Column("status", String(32), nullable=False, default="new"),
+    Column("status_reason", Text),
+    Column("updated_at", Double, nullable=False),
+    Column("input_summary", JSON),  # rejected / duplicates / suppressed counts of the last load
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id"), nullable=False),
+    Column("holder_id", String(32), nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("ended_at", Double),
+    Column("status", String(32), nullable=False),
+    Column("reason", Text),
+    Column("summary", JSON),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id"), nullable=False),
+    Column("customer_key", String(64), nullable=False),  # the E.164 number
+    Column("phone", String(64), nullable=False),
+    Column("preferred_agent", String(200)),
+    Column("source_file", Text),
+    Column("source_sheet", String(200)),
+    Column("source_row", Integer),
+    Column("extra", JSON),
+    # pending: may be dialled; calling: an attempt is open; done: final_status is set;
+    # withdrawn: no longer in the inputs (e.g. added to the do-not-call list) - never dialled again.
+    Column("state", String(16), nullable=False, default="pending"),
+    Column("final_status", String(32)),
+    Column("last_status", String(32)),
+    Column("attempts", Integer, nullable=False, default=0),  # customer attempts used
+    Column("agent_side_retries", Integer, nullable=False, default=0),
+    Column("no_dial_retries", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Double),
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("campaign_id", "customer_key", name="uq_customer_per_campaign"),
+)
+Index("ix_customers_campaign_state", customers.c.campaign_id, customers.c.state)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("uid", String(32), nullable=False, unique=True),  # travels in custom_field
+    Column("campaign_id", Integer, ForeignKey("campaigns.id"), nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id")),
+    Column("holder_id", String(32), nullable=False),
+    Column("agent_key", String(200), nullable=False),
+    Column("agent_name", String(200)),
+    Column("attempt_no", Integer, nullable=False),  # 1-based count of this customer's attempts
+    # created: written, POST not yet answered; placed: call_sid known; terminal: confirmed;
+    # rejected: the API refused the POST (nothing rang); unknown: POST outcome unknown.
+    Column("state", String(16), nullable=False),
+    Column("call_sid", String(64)),
+    Column("created_at", Double, nullable=False),
+    Column("placed_at", Double),
+    Column("terminal_at", Double),
+    Column("stuck_at", Double),
+    Column("call_status", String(32)),
+    Column("agent_leg_status", String(32)),
+    Column("customer_leg_status", String(32)),
+    Column("start_time", Double),
+    Column("end_time", Double),
+    Column("total_talk_time", Integer),
+    Column("total_duration", Integer),
+    Column("recordings", JSON),
+    Column("error_category", String(32)),
+    Column("error_code", Integer),
+    Column("error_message", Text),
+    Column("details", JSON),  # the last call details seen, raw
+    Column("resolved_by", String(32)),  # poll | callback | recovery | operator
+)
+Index("ix_attempts_campaign_state", attempts.c.campaign_id, attempts.c.state)
+Index("ix_attempts_customer", attempts.c.customer_id)
+Index("ix_attempts_call_sid", attempts.c.call_sid)
+Index("ix_attempts_end_time", attempts.c.end_time)
+
+agent_leases = Table(
+    "agent_leases",
+    metadata,
+    Column("agent_key", String(200), primary_key=True),
+    Column("holder_id", String(32), nullable=False),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id")),
+    Column("attempt_id", Integer, ForeignKey("attempts.id")),
+    Column("call_sid", String(64)),
+    Column("acquired_at", Double, nullable=False),
+    # While set and in the future the lease holds even if its holder dies: the agent may be on a
+    # call we cannot look up (Make Call outcome unknown).
+    Column("quarantine_until", Double),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id")),
+    Column("attempt_id", Integer, ForeignKey("attempts.id")),
+    Column("at", Double, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("agent_key", String(200)),
+    Column("data", JSON),
+)
+Index("ix_events_campaign", events.c.campaign_id, events.c.kind)

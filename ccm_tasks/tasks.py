@@ -1,0 +1,27 @@
+"""Thin Prefect task wrappers around the library (no business logic here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from ccm_tasks.runner import PreparedRun, prepare_run
+
+
+@task(name="prepare-campaign", cache_policy=NO_CACHE, retries=0)
+async def prepare_campaign(definition: str | Path, ledger: str | None = None,
+                           wait_for_window: bool = True) -> PreparedRun:
+    """Validate the inputs, take the campaign's runner lock, and set up the engine."""
+    return await prepare_run(definition, ledger_path=ledger, wait_for_window=wait_for_window)
+
+
+@task(name="validate-campaign", cache_policy=NO_CACHE)
+def validate_campaign(definition: str | Path) -> dict[str, Any]:
+    """Pre-flight check (``ccm validate``) as a task."""
+    from ccm_tasks.inputs import preflight
+
+    report = preflight(definition)
+    return {"ok": report.ok, "text": report.render()}
