@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 from pathlib import Path
 from typing import Any
 
+from ccm_tasks.logs import redact_all_handlers
 from ccm_tasks.progress import show_progress
 from ccm_tasks.runner import CampaignCannotRun, PreparedRun, prepare_run, render_summary
 
@@ -52,7 +54,11 @@ async def run_command(definition: str | Path, *, ledger: str | None = None, wait
 
 async def _with_prefect(prepared: PreparedRun, definition: str | Path, ledger: str | None,
                         wait_for_window: bool) -> dict[str, Any]:
-    from flows.campaign import ATTACHED_RUN, run_campaign
+    # Prefect's import (~2 s) and its temporary server (~10-20 s) both happen off the event loop,
+    # so the engine keeps dialling, polling and heartbeating meanwhile.
+    flows_campaign = await asyncio.to_thread(importlib.import_module, "flows.campaign")
+    redact_all_handlers()
+    ATTACHED_RUN, run_campaign = flows_campaign.ATTACHED_RUN, flows_campaign.run_campaign
 
     token = ATTACHED_RUN.set(prepared)
     try:

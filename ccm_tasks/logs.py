@@ -40,10 +40,10 @@ def quiet_prefect_env() -> None:
 
 def configure_logging(level: int = logging.INFO, secrets: tuple[str, ...] = (),
                       with_prefect: bool = True) -> RedactingFilter:
-    """Console logging for the CLI, redacted on every handler (Prefect's included)."""
+    """Console logging for the CLI, redacted on every handler. Prefect is not imported here (it
+    costs ~2 s); call :func:`redact_all_handlers` again once it is."""
     if with_prefect:
         quiet_prefect_env()
-        import prefect.main  # noqa: F401 - installs Prefect's logging handlers now, so we can filter them
     ccm = logging.getLogger("ccm")
     ccm.setLevel(level)
     if not ccm.handlers:
@@ -52,10 +52,16 @@ def configure_logging(level: int = logging.INFO, secrets: tuple[str, ...] = (),
                                                "%H:%M:%S"))
         ccm.addHandler(handler)
         ccm.propagate = False
+    return redact_all_handlers(secrets)
+
+
+def redact_all_handlers(secrets: tuple[str, ...] = ()) -> RedactingFilter:
+    """Put the redacting filter on every handler of every logger that exists now, and quiet the
+    noisy ones (run again after importing Prefect, whose handlers appear on import)."""
     for name, lvl in NOISY.items():
         logging.getLogger(name).setLevel(lvl)
     names = ["", *logging.root.manager.loggerDict]
     return install_log_redaction(secrets, logger_names=names)
 
 
-__all__ = ["configure_logging", "quiet_prefect_env", "redaction_filter"]
+__all__ = ["configure_logging", "quiet_prefect_env", "redact_all_handlers", "redaction_filter"]

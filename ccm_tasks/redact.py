@@ -56,6 +56,10 @@ class RedactingFilter(logging.Filter):
         return mask_phones_in(text) if self._mask_phones else text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            # exc_info=True with no exception in flight would print "NoneType: None" (Prefect
+            # logs a task that *returned* a Failed state this way).
+            record.exc_info = None
         try:
             message = record.getMessage()
         except Exception:  # a broken format string must not hide the record

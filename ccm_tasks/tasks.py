@@ -7,15 +7,23 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
 
-from ccm_tasks.runner import PreparedRun, prepare_run
+from ccm_tasks.runner import CampaignCannotRun, PreparedRun, prepare_run
 
 
 @task(name="prepare-campaign", cache_policy=NO_CACHE, retries=0)
 async def prepare_campaign(definition: str | Path, ledger: str | None = None,
-                           wait_for_window: bool = True) -> PreparedRun:
-    """Validate the inputs, take the campaign's runner lock, and set up the engine."""
-    return await prepare_run(definition, ledger_path=ledger, wait_for_window=wait_for_window)
+                           wait_for_window: bool = True) -> PreparedRun | State[Any]:
+    """Validate the inputs, take the campaign's runner lock, and set up the engine.
+
+    A campaign that cannot run is a Failed state with the reason, not a traceback.
+    """
+    try:
+        return await prepare_run(definition, ledger_path=ledger, wait_for_window=wait_for_window)
+    except CampaignCannotRun as exc:
+        return Failed(message=str(exc))
 
 
 @task(name="validate-campaign", cache_policy=NO_CACHE)

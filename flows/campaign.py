@@ -33,7 +33,11 @@ async def run_campaign(definition: str, ledger: str | None = None, wait_for_wind
     logger = get_run_logger()
     prepared = ATTACHED_RUN.get()
     if prepared is None:
-        prepared = await prepare_campaign(definition, ledger, wait_for_window)
+        state = await prepare_campaign(definition, ledger, wait_for_window, return_state=True)
+        if not state.is_completed():
+            logger.error("The campaign cannot run: %s", state.message)
+            return Failed(message=f"cannot run: {state.message}")
+        prepared = await state.result()
     prepared.engine.log = logger  # engine logs now belong to this flow run
     logger.info("Campaign %s: %d customers, %d agents; calls go to %s", prepared.definition.name,
                 prepared.engine.total, len(prepared.inputs.agents), prepared.target.description)

@@ -164,6 +164,7 @@ class CampaignEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._live_calls = 0
         self._posting = 0
+        self._active = 0  # customers in a call task, counted when the task is spawned
         self._dialled_this_run = False
         self._waiting_logged: float | None = None
         self._by_call_sid: dict[str, int] = {}
@@ -263,18 +264,14 @@ class CampaignEngine:
                 continue
             self.pool.set_calling(agent)
             entry.state = "calling"
-            # Counted now, not when the task first runs: until then the customer is in neither the
-            # queue nor a live call, and the run must not look finished.
-            self._posting += 1
+            self._posting += 1  # released by _call once its Make Call is answered
             self._spawn(self._call(agent, entry), f"call-{entry.id}")
         for agent in passed_over:
             self.pool.set_idle(agent, agent.idle_since)
 
     def _end_state(self, now: float) -> RunResult | None:
-        if self._live_calls > len(self.stuck_attempts):
-            return None
-        if self._posting:
-            return None
+        if self._active > len(self.stuck_attempts):
+            return None  # calls being placed or followed (a stuck call does not hold the run open)
         pending = self.queue.waiting
         if pending == 0:
             return self._result("completed", "every customer has a final outcome")
@@ -321,12 +318,16 @@ class CampaignEngine:
             pass
 
     def _spawn(self, coro: Any, name: str) -> None:
+        """Start work on one customer. It counts as active from now, not from when the task first
+        runs: until then the customer is in neither the queue nor a live call."""
+        self._active += 1
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._active -= 1
         self._changed.set()
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()

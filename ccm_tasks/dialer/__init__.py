@@ -1,0 +1,1 @@
+"""The engine: queue, agents, poller, API budget, retry policy, calling window."""

@@ -1,0 +1,145 @@
+"""Real processes: two campaigns sharing agents, and a runner killed with SIGKILL again and again.
+
+Each child is the real ``ccm run --no-prefect`` dialling a simulator over HTTP, with one SQLite
+ledger file shared by all of them. The simulator's dial log is the witness.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from ccm_tasks.ledger import Ledger
+from ccm_tasks.simulator.scenario import Scenario
+from ccm_tasks.simulator.server import SimulatorServer
+from tests.dialer.campaign_files import ccm_env, start_run, write_campaign
+from tests.dialer.harness import check_dial_log
+
+FINAL = {"completed", "customer_unanswered", "agent_unanswered", "agent_canceled", "agent_no_dial",
+         "customer_no_dial", "unknown"}
+
+
+def numbers(start: int, n: int) -> list[str]:
+    return [f"+9199{i:08d}" for i in range(start, start + n)]
+
+
+def agents(first: int, last: int) -> list[tuple[str, str]]:
+    return [(f"agent-{i:03d}", f"+91980000{i:04d}") for i in range(first, last + 1)]
+
+
+def scenario(time_scale: float = 600, seed: int = 4, **behaviour: float) -> Scenario:
+    return Scenario.model_validate({
+        "seed": seed, "time_scale": time_scale,
+        "account": {"rate_limit_per_minute": None},
+        "agents": [{"user_id": u, "contact_uri": c} for u, c in agents(1, 12)],
+        "behaviour": {"talk_seconds": [20, 100], "agent_ring_seconds": [2, 6],
+                      "customer_ring_seconds": [3, 15], "post_processing_seconds": [1, 4], **behaviour},
+    })
+
+
+def ledger_finals(ledger_path: Path) -> dict[str, dict[str, str | None]]:
+    from sqlalchemy import select
+
+    from ccm_tasks.ledger import schema as t
+
+    ledger = Ledger(ledger_path)
+    out: dict[str, dict[str, str | None]] = defaultdict(dict)
+    with ledger.read() as conn:
+        rows = conn.execute(select(t.campaigns.c.name, t.customers.c.customer_key, t.customers.c.state,
+                                   t.customers.c.final_status)
+                            .join(t.customers, t.customers.c.campaign_id == t.campaigns.c.id))
+        for name, key, state, final in rows:
+            out[name][key] = final if state == "done" else state
+    ledger.close()
+    return out
+
+
+def attempt_uids(ledger_path: Path) -> dict[str, str]:
+    from sqlalchemy import select
+
+    from ccm_tasks.ledger import schema as t
+
+    ledger = Ledger(ledger_path)
+    with ledger.read() as conn:
+        uids = dict(conn.execute(select(t.attempts.c.uid, t.attempts.c.state)).all())
+    ledger.close()
+    return uids
+
+
+def witness(sim: SimulatorServer, ledger_path: Path, max_dials: int) -> list[dict]:
+    log = sim.dial_log()
+    report = check_dial_log(log, max_dials=max_dials)
+    assert report["overlaps"] == [], report["overlaps"][:5]
+    assert report["too_many"] == {}, report["too_many"]
+    assert sim.counters().get("agent_busy_api", 0) == 0
+    sent = [r["custom_field"] for r in log]
+    assert len(sent) == len(set(sent)), "one attempt was POSTed twice"
+    assert set(sent) <= set(attempt_uids(ledger_path)), "a call placed before its attempt was written"
+    return log
+
+
+def test_two_campaigns_in_two_processes_share_agents(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.sqlite"
+    with SimulatorServer(scenario(customer_answer_probability=0.6)) as sim:
+        env = ccm_env(sim.client_settings(), ledger, tmp_path / "reports")
+        a = write_campaign(tmp_path / "a", "north", agents=agents(1, 6), numbers=numbers(0, 40))
+        b = write_campaign(tmp_path / "b", "south", agents=agents(3, 9), numbers=numbers(1000, 40))
+        procs = [start_run(a, env, tmp_path / "a.log"), start_run(b, env, tmp_path / "b.log")]
+        codes = [p.wait(timeout=240) for p in procs]
+        logs = "".join((tmp_path / f"{x}.log").read_text()[-2000:] for x in "ab")
+        assert codes == [0, 0], logs
+        log = witness(sim, ledger, max_dials=3 + 3 + 1)
+    finals = ledger_finals(ledger)
+    assert set(finals) == {"north", "south"}
+    for name in ("north", "south"):
+        assert len(finals[name]) == 40 and set(finals[name].values()) <= FINAL
+    shared = {f"agent-{i:03d}" for i in range(3, 7)}
+    by_campaign = defaultdict(set)
+    for row in log:
+        by_campaign["north" if row["customer"] in set(numbers(0, 40)) else "south"].add(row["agent"])
+    # The shared agents really worked for both campaigns, one call at a time.
+    assert by_campaign["north"] & by_campaign["south"] & shared
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
+    rng = random.Random(20261120)
+    ledger = tmp_path / "ledger.sqlite"
+    kills = 0
+    # Sized so that twelve kill cycles cannot finish it (~25 s of dialling at 120x).
+    with SimulatorServer(scenario(time_scale=120, customer_answer_probability=0.5,
+                                  agent_cancel_probability=0.05)) as sim:
+        env = ccm_env(sim.client_settings(), ledger, tmp_path / "reports")
+        definition = write_campaign(tmp_path / "c", "crashy", agents=agents(1, 6), numbers=numbers(0, 150))
+        while kills < 12:
+            proc = start_run(definition, env, tmp_path / "run.log")
+            time.sleep(rng.uniform(1.0, 3.0))  # startup is ~1.5 s: kill before, during and after dialling
+            if proc.poll() is not None:
+                break  # finished before we could kill it
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+        for _ in range(5):  # then let it finish, resuming after every kill
+            proc = start_run(definition, env, tmp_path / "run.log")
+            if proc.wait(timeout=240) == 0 and all(
+                    v in FINAL for v in ledger_finals(ledger)["crashy"].values()):
+                break
+        log = witness(sim, ledger, max_dials=3 + 3 + 1)
+    finals = ledger_finals(ledger)["crashy"]
+    assert kills >= 10
+    assert len(finals) == 150 and set(finals.values()) <= FINAL, Counter(finals.values())
+    # Customers whose Make Call outcome became unknown in a crash were never dialled after it.
+    uids = attempt_uids(ledger)
+    for number, final in finals.items():
+        calls = sorted((r for r in log if r["customer"] == number), key=lambda r: r["created"])
+        unknown_at = [r["created"] for r in calls if uids.get(r["custom_field"]) == "unknown"]
+        if unknown_at:
+            assert final == "unknown" and calls[-1]["created"] == unknown_at[-1]
+    text = (tmp_path / "run.log").read_text()
+    assert "Traceback" not in text
+    assert "resuming: following call" in text  # the kills did land while calls were live

@@ -1,0 +1,82 @@
+"""``ccm run`` as users run it: a real child process, real files, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ccm_tasks.simulator.scenario import Scenario
+from ccm_tasks.simulator.server import SimulatorServer
+from tests.dialer.campaign_files import ccm_env, write_campaign
+
+AGENTS = [(f"agent-{i:03d}", f"+91980000{i:04d}") for i in range(1, 4)]
+NUMBERS = [f"+9199{i:08d}" for i in range(12)]
+
+
+def clean_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EXOTEL_", "CCM_", "PREFECT_"))}
+    env.update({"CCM_HOME": str(tmp), "PREFECT_HOME": str(tmp / ".prefect"), **extra})
+    return env
+
+
+def ccm(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ccm_tasks.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_run_without_credentials_is_simulated_and_says_so(tmp_path: Path) -> None:
+    definition = write_campaign(tmp_path / "c", "tiny", agents=AGENTS, numbers=NUMBERS)
+    out = ccm("run", "--no-prefect", str(definition), env=clean_env(tmp_path, CCM_SIM_TIME_SCALE="2000"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Calls are SIMULATED" in out.stdout and "every customer has a final outcome" in out.stdout
+    assert (tmp_path / "reports" / "tiny").is_dir() and (tmp_path / "var" / "ledger.sqlite").exists()
+    assert "Traceback" not in out.stderr
+    for number in NUMBERS:  # phone numbers never appear unmasked in what the command prints
+        assert number not in out.stdout + out.stderr
+
+
+def test_a_campaign_that_cannot_run_exits_2_with_one_clear_message(tmp_path: Path) -> None:
+    definition = tmp_path / "broken.yaml"
+    definition.write_text("name: broken\ncustomers: {files: [{path: nowhere.csv}]}\nagents: a.csv\n"
+                          "virtual_number: '+918045680000'\nretry: {backof: linear}\n")
+    out = ccm("run", "--no-prefect", str(definition), env=clean_env(tmp_path))
+    assert out.returncode == 2
+    assert "retry.backof" in out.stdout and "broken.yaml" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_bad_credentials_stop_the_campaign_with_exit_1(tmp_path: Path) -> None:
+    with SimulatorServer(Scenario.model_validate({"time_scale": 1000, "agents": [
+            {"user_id": u, "contact_uri": c} for u, c in AGENTS]})) as sim:
+        settings = {**sim.client_settings(), "api_token": "wrong-token"}
+        env = {**clean_env(tmp_path), **ccm_env(settings, tmp_path / "l.sqlite", tmp_path / "r")}
+        definition = write_campaign(tmp_path / "c", "tiny", agents=AGENTS, numbers=NUMBERS)
+        out = ccm("run", "--no-prefect", str(definition), env=env)
+        assert sim.dial_log() == []
+    assert out.returncode == 1
+    assert "1010" in out.stdout and "fatal" in out.stdout
+    assert "wrong-token" not in out.stdout + out.stderr
+
+
+def test_run_through_prefect_is_quiet_and_starts_calling_at_once(tmp_path: Path) -> None:
+    """The real command with Prefect's temporary server: calls start within seconds (the flow
+    attaches later), and nothing prints a traceback or a telemetry error."""
+    with SimulatorServer(Scenario.model_validate({"time_scale": 100, "agents": [
+            {"user_id": u, "contact_uri": c} for u, c in AGENTS],
+            "behaviour": {"talk_seconds": [20, 60]}})) as sim:
+        env = {**clean_env(tmp_path), **ccm_env(sim.client_settings(), tmp_path / "l.sqlite", tmp_path / "r")}
+        definition = write_campaign(tmp_path / "c", "tiny", agents=AGENTS, numbers=NUMBERS[:6])
+        sim_t0, real_t0 = sim.clock.time(), time.time()
+        out = ccm("run", str(definition), env=env, timeout=300)
+        log = sim.dial_log()
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert "Traceback" not in text and "elemetry" not in text and "ERROR" not in text
+    assert "Flow run" in text and "Finished in state Completed" in text
+    first_call_real = real_t0 + (min(r["created"] for r in log) - sim_t0) / 100
+    startup = first_call_real - real_t0
+    print(f"first call {startup:.1f}s after `ccm run` started")
+    assert startup < 8.0
