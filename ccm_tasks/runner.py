@@ -103,7 +103,7 @@ async def choose_target(definition: CampaignDefinition, inputs: CampaignInputs,
     """Real API with credentials; a stand-in at EXOTEL_BASE_URL; else the embedded simulator."""
     settings = settings or ExotelSettings()
     if settings.has_credentials:
-        clock = await _clock_of_stand_in(settings.base_url) if settings.base_url else SystemClock()
+        clock = await clock_of_stand_in(settings.base_url) if settings.base_url else SystemClock()
         client = CCMClient.from_settings(settings, clock=clock)
         simulated = settings.base_url is not None and not isinstance(clock, SystemClock)
         where = settings.resolved_base_url
@@ -115,7 +115,7 @@ async def choose_target(definition: CampaignDefinition, inputs: CampaignInputs,
                   f"built-in simulator at {server.base_url} ({scenario.time_scale:g}x time)", True, server)
 
 
-async def _clock_of_stand_in(base_url: str) -> Clock:
+async def clock_of_stand_in(base_url: str) -> Clock:
     """A stand-in that is our simulator reports its time scale; share its clock."""
     try:
         async with httpx.AsyncClient(timeout=2.0) as http:

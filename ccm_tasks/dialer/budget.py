@@ -95,6 +95,12 @@ class ApiBudget:
         """What is left for polling, requests per second (never below min_get_share of the rate)."""
         return max(self.rate * self.min_get_share, self.rate - self.post_rate())
 
+    def has_spare(self) -> bool:
+        """A request could be granted right now without making anyone wait."""
+        self._refill()
+        return (self._tokens >= 1 - _EPS and self.clock.time() >= self._blocked_until
+                and not any(not f.done() for q in self._waiters.values() for f in q))
+
     def waiting(self) -> dict[str, int]:
         """Requests waiting for a grant, by kind."""
         return {k: sum(1 for f in q if not f.done()) for k, q in self._waiters.items()}

@@ -7,6 +7,10 @@ whatever the heap asks for. A call whose ``call_status`` is already set (hung up
 is due again sooner, because it is about to turn terminal. An external signal (a status callback)
 makes a call due at once.
 
+Polling is work-conserving: when the budget has a spare request and no Make Call is waiting, the
+call polled longest ago is polled early (never sooner than ``min_interval`` after its last poll),
+so the budget left over by dialling is spent on live calls rather than lost.
+
 A call still not terminal after its ``stuck_after`` time is reported once through ``on_stuck``;
 it keeps being polled (slowly) until confirmed, and its agent stays leased.
 """
@@ -45,6 +49,7 @@ class Followed:
     stuck: bool = False
     errors: int = 0
     hinted: bool = False
+    last_poll: float = 0.0
     seq: int = field(default=0)
 
 
@@ -84,7 +89,8 @@ class CallFollower:
         if call_sid in self.live:
             return self.live[call_sid].future
         future: asyncio.Future[CallDetails] = asyncio.get_running_loop().create_future()
-        item = Followed(call_sid, attempt_id, placed_at, stuck_after, future, last=last)
+        item = Followed(call_sid, attempt_id, placed_at, stuck_after, future, last=last,
+                        last_poll=self.clock.time())
         self.live[call_sid] = item
         if last is not None and last.is_terminal:
             self._resolve(item, last)
@@ -125,13 +131,17 @@ class CallFollower:
                     item = self.live.get(sid)
                     if item is None or item.seq != seq or item.future.done():
                         continue
-                    await self._slots.acquire()
-                    task = asyncio.get_running_loop().create_task(self._poll(item))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    await self._start_poll(item)
                     now = self.clock.time()
+                early = self._pull_forward(now)
+                if early is not None:
+                    await self._start_poll(early)
+                    continue
                 self._wake.clear()
                 timeout = (self._heap[0][0] - now) if self._heap else 3600.0
+                if self._heap and len(self._tasks) < 2:
+                    # Look again for spare budget about when the next token arrives.
+                    timeout = min(timeout, 1.0 / max(self.budget.rate, 1e-6))
                 real_timeout = self.clock.to_real(max(timeout, 0.0)) + 1e-4
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=real_timeout)
@@ -144,6 +154,30 @@ class CallFollower:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------ internals
+
+    async def _start_poll(self, item: Followed) -> None:
+        await self._slots.acquire()
+        item.last_poll = self.clock.time()
+        task = asyncio.get_running_loop().create_task(self._poll(item))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _pull_forward(self, now: float) -> Followed | None:
+        """The call to poll early with spare budget: the heap's top (the earliest due, which is about
+        the longest unpolled), if at most one poll is in flight and a token is spare now."""
+        if len(self._tasks) >= 2 or not self._heap or not self.budget.has_spare():
+            return None
+        while self._heap:
+            _due, seq, sid = self._heap[0]
+            item = self.live.get(sid)
+            if item is None or item.seq != seq or item.future.done():
+                heapq.heappop(self._heap)
+                continue
+            if now - item.last_poll < self.min_interval:
+                return None
+            heapq.heappop(self._heap)
+            return item
+        return None
 
     def _schedule(self, item: Followed, due: float) -> None:
         item.seq = next(self._seq)

@@ -263,7 +263,8 @@ def create_app(scenario: Scenario, clock: Clock) -> FastAPI:
 
     @app.get("/_sim/stats")
     async def stats() -> dict[str, Any]:
-        return {"now": clock.time(), "counters": dict(account.counters)}
+        return {"now": clock.time(), "counters": dict(account.counters),
+                "requests_per_minute": {str(k): v for k, v in sorted(account.requests_per_minute.items())}}
 
     @app.post("/_sim/agents/{user_id}")
     async def set_agent(user_id: str, request: Request) -> Response:

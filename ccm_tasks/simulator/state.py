@@ -212,6 +212,7 @@ class SimulatedAccount:
         self.counters: Counter[str] = Counter()
         self._customer_calls: Counter[str] = Counter()
         self._request_times: list[float] = []
+        self.requests_per_minute: Counter[int] = Counter()  # accepted API requests by simulated minute
         self._sid_rng = _stream(scenario.seed, "sids")
         self.fault_rng = _stream(scenario.seed, "faults")
         self.callback_rng = _stream(scenario.seed, "callbacks")
@@ -240,9 +241,10 @@ class SimulatedAccount:
     def admit(self) -> None:
         """Count one API request against the account's per-minute limit; 429 beyond it."""
         limit = self.scenario.account.rate_limit_per_minute
-        if limit is None:
-            return
         now = self.clock.time()
+        if limit is None:
+            self.requests_per_minute[int(now // 60)] += 1
+            return
         window_start = now - 60.0
         times = self._request_times
         drop = bisect_right(times, window_start)
@@ -253,6 +255,7 @@ class SimulatedAccount:
             raise SimError(429, None, "Too Many Requests: API rate limit exceeded",
                            retry_after=max(0.0, times[0] + 60.0 - now))
         times.append(now)
+        self.requests_per_minute[int(now // 60)] += 1
 
     # ------------------------------------------------------------------ make call
 

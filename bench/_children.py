@@ -1,0 +1,147 @@
+"""Child processes of the dialer benchmark: the engine, and the bare loops it is compared with.
+
+Each prints one JSON line: CPU seconds and peak RSS of its own process, and its request counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _usage() -> dict[str, float]:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu": ru.ru_utime + ru.ru_stime, "maxrss_mib": ru.ru_maxrss / 1024}
+
+
+async def engine(spec: dict[str, Any]) -> dict[str, Any]:
+    from datetime import time as dtime
+
+    from ccm_tasks.dialer.budget import ApiBudget
+    from ccm_tasks.dialer.engine import CampaignEngine, EngineConfig
+    from ccm_tasks.dialer.policy import Policy
+    from ccm_tasks.dialer.window import DialWindow
+    from ccm_tasks.exotel.client import CCMClient
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.runner import clock_of_stand_in
+
+    url, n_agents, n_customers = spec["url"], spec["agents"], spec["customers"]
+    clock = await clock_of_stand_in(url)
+    ledger = Ledger(Path(tempfile.mkdtemp()) / "bench.sqlite")
+    now = clock.time()
+    holder = ledger.register_holder("bench")
+    cid = ledger.upsert_campaign("bench", definition_path="-", timezone="Asia/Kolkata", now=now)
+    ledger.claim_campaign(cid, holder, now)
+    ledger.sync_customers(cid, [{"customer_key": f"+9199{i:08d}", "phone": f"+9199{i:08d}"}
+                                for i in range(n_customers)], now)
+    run_id = ledger.start_run(cid, holder, now)
+    end_at = now + spec["duration"] if spec.get("duration") else None
+    window = DialWindow(start=dtime(0), end=dtime(23, 59, 59), end_at=end_at)
+    config = EngineConfig(campaign="bench", virtual_number="+918045680000", window=window,
+                          policy=Policy(max_attempts=1, retry_on=frozenset(), max_agent_side_retries=0,
+                                        customer_no_dial_max_retries=0),
+                          max_pending_posts=spec.get("max_pending_posts", 8), status_callbacks=())
+    budget = ApiBudget(spec["per_minute"], clock)
+    client = CCMClient(base_url=url, api_key="sim-key", api_token="sim-token", account_sid="sim-account",
+                       clock=clock, gate=budget, max_connections=100)
+    agents = [_Agent(f"agent-{i:04d}") for i in range(1, n_agents + 1)]
+    eng = CampaignEngine(config=config, ledger=ledger, client=client, budget=budget, clock=clock,
+                         campaign_id=cid, run_id=run_id, holder_id=holder, agents=agents,
+                         customers=ledger.customer_rows(cid))
+    before, t0 = _usage(), time.perf_counter()
+    result = await eng.run()
+    after = _usage()
+    await client.aclose()
+    return {"cpu": after["cpu"] - before["cpu"], "wall": time.perf_counter() - t0,
+            "maxrss_mib": after["maxrss_mib"], "status": result.status, "placed": eng.placed,
+            "requests": dict(client.stats), "rate_limited": budget.rate_limited}
+
+
+class _Agent:
+    def __init__(self, key: str) -> None:
+        self.agent_key = self.user_id = key
+        self.contact_uri = None
+        self.name = key
+
+
+async def bare(spec: dict[str, Any]) -> dict[str, Any]:
+    """The bare loop: one task per agent, POST then GET until terminal; optional fixed polling and
+    a plain token bucket (the naive dialer a team would write first)."""
+    import httpx
+
+    from ccm_tasks.runner import clock_of_stand_in
+
+    url, n_agents, n_customers = spec["url"], spec["agents"], spec["customers"]
+    clock = await clock_of_stand_in(url)
+    poll = float(spec.get("poll_every", 0.0))
+    per_second = spec["per_minute"] / 60.0
+    tokens = {"t": 1.0, "last": clock.time()}
+    end_at = clock.time() + spec["duration"] if spec.get("duration") else None
+
+    async def take() -> None:
+        while True:
+            now = clock.time()
+            tokens["t"] = min(1.0, tokens["t"] + (now - tokens["last"]) * per_second)
+            tokens["last"] = now
+            if tokens["t"] >= 1:
+                tokens["t"] -= 1
+                return
+            await clock.sleep((1 - tokens["t"]) / per_second)
+
+    queue = list(range(n_customers))
+    counts = {"post": 0, "get": 0, "429": 0}
+    # At most as many requests in flight as the pool has connections: 1,000 tasks queueing inside
+    # httpcore's pool cost ~2x the CPU per request, and no sane loop would be written that way.
+    in_flight = asyncio.Semaphore(100)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(base_url=url, auth=("sim-key", "sim-token"), limits=limits,
+                                 timeout=60) as http:
+        async def agent(i: int) -> None:
+            while queue and (end_at is None or clock.time() < end_at):
+                n = queue.pop()
+                await take()
+                counts["post"] += 1
+                async with in_flight:
+                    r = await _post(http, i, n)
+                if r.status_code != 200:
+                    key = "429" if r.status_code == 429 else "post_errors"
+                    counts[key] = counts.get(key, 0) + 1
+                    queue.append(n)
+                    await clock.sleep(1.0)
+                    continue
+                sid = r.json()["response"]["data"]["call_sid"]
+                while True:
+                    if poll:
+                        await clock.sleep(poll)
+                    await take()
+                    counts["get"] += 1
+                    async with in_flight:
+                        g = await http.get(f"/v2/accounts/sim-account/calls/{sid}")
+                    if g.status_code == 200 and g.json()["response"]["data"]["call_state"] == "terminal":
+                        break
+                    if g.status_code == 429:
+                        counts["429"] += 1
+
+        before, t0 = _usage(), time.perf_counter()
+        await asyncio.gather(*(agent(i) for i in range(1, n_agents + 1)))
+        after = _usage()
+    return {"cpu": after["cpu"] - before["cpu"], "wall": time.perf_counter() - t0,
+            "maxrss_mib": after["maxrss_mib"], "placed": counts["post"], "requests": counts}
+
+
+async def _post(http: Any, agent: int, n: int) -> Any:
+    return await http.post("/v2/accounts/sim-account/calls", json={
+        "from": {"user_id": f"agent-{agent:04d}"}, "to": {"customer_contact_uri": f"+9199{n:08d}"},
+        "virtual_number": "+918045680000", "custom_field": f"bare-{n}"})
+
+
+if __name__ == "__main__":
+    kind, spec = sys.argv[1], json.loads(sys.argv[2])
+    out = asyncio.run(engine(spec) if kind == "engine" else bare(spec))
+    print(json.dumps(out))

@@ -1,0 +1,203 @@
+"""Dialer benchmark (issue 4). Prints figures; not a pass/fail test.
+
+    .venv/bin/python bench/bench_dialer.py                 # (a), (b) and (c) with 100,000 customers
+    .venv/bin/python bench/bench_dialer.py --only a,b      # just the polling runs
+    .venv/bin/python bench/bench_dialer.py --only c --customers 20000
+
+(a) 20 agents and (b) 200 agents on a 200 requests/min budget, 3-minute mean handling time, one
+simulated hour, against the simulator in its own process. Figures in simulated seconds from the
+simulator's dial log: agent utilisation, the gap between a call turning terminal and that agent's
+next Make Call (median, p95), API requests per attempt, 429s, overlaps. Baseline in the same run:
+a naive dialer (one loop per agent, a GET every 10 s, a plain token bucket at 200/min).
+
+(c) 1,000 agents, near-zero call times: CPU per call and peak RSS of the engine process beside a
+bare asyncio+httpx loop doing the same POST + GET against the same simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+HANDLING = {"talk_seconds": {"kind": "lognormal", "mean": 150, "sd": 60, "min": 10, "max": 900},
+            "agent_ring_seconds": [3, 8], "customer_ring_seconds": [5, 20],
+            "post_processing_seconds": [2, 5], "customer_answer_probability": 0.75}
+
+
+def start_simulator(scenario: dict[str, Any]) -> tuple[subprocess.Popen[str], str]:
+    path = Path(tempfile.mkdtemp()) / "scenario.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    proc = subprocess.Popen([sys.executable, "-m", "ccm_tasks.cli", "simulator", "--port", "0",
+                             "--scenario", str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    url = line.split("listening on ")[1].split()[0]
+    return proc, url
+
+
+def child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "_children.py"), kind, json.dumps(spec)],
+                         capture_output=True, text=True, cwd=ROOT, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def sim_state(url: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    log = httpx.get(f"{url}/_sim/dial-log", timeout=120).json()["calls"]
+    stats = httpx.get(f"{url}/_sim/stats", timeout=30).json()
+    per_minute = {int(k): v for k, v in stats["requests_per_minute"].items()}
+    return log, {**stats["counters"], "per_minute": per_minute}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def analyse(
+    log: list[dict[str, Any]], counters: dict[str, Any], agents: int, per_minute: int
+) -> dict[str, Any]:
+    by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in log:
+        by_agent[row["agent"]].append(row)
+    gaps, answered_gaps, overlaps = [], [], 0
+    agent_side = {"agent_unanswered", "agent_canceled", "agent_no_dial"}
+    for rows in by_agent.values():
+        rows.sort(key=lambda r: r["created"])
+        for a, b in itertools.pairwise(rows):
+            gap = b["created"] - a["terminal"]
+            overlaps += gap < 0
+            gaps.append(gap)
+            if a["call_status"] not in agent_side:  # the engine cools an agent down after these
+                answered_gaps.append(gap)
+    start = min(r["created"] for r in log)
+    end = max(r["terminal"] for r in log)
+    busy = sum(r["ended"] - r["created"] for r in log)
+    talk = sum(r["talk_seconds"] for r in log)
+    requests = counters.get("post_requests", 0) + counters.get("get_requests", 0)
+    # "While calls are live": the whole simulated minutes between the first and the last Make Call.
+    minutes = counters["per_minute"]
+    live = [minutes.get(m, 0) for m in range(int(start // 60) + 1, int(max(r["created"] for r in log) // 60))]
+    return {
+        "calls": len(log),
+        "completed": sum(r["call_status"] == "completed" for r in log),
+        "utilisation_busy": busy / (agents * (end - start)),
+        "utilisation_talk": talk / (agents * (end - start)),
+        "gap_median_s": statistics.median(gaps) if gaps else float("nan"),
+        "gap_p95_s": pct(gaps, 0.95),
+        "gap_answered_median_s": statistics.median(answered_gaps) if answered_gaps else float("nan"),
+        "gap_answered_p95_s": pct(answered_gaps, 0.95),
+        "requests_per_attempt": requests / max(1, len(log)),
+        "requests_per_completed": requests / max(1, sum(r["call_status"] == "completed" for r in log)),
+        "rate_limited_429": counters.get("rate_limited", 0),
+        "overlaps": overlaps,
+        "budget_used": statistics.mean(live) / per_minute if live else float("nan"),
+        "peak_minute": max(minutes.values()) if minutes else 0,
+        "sim_seconds": end - start,
+    }
+
+
+def polling_run(name: str, agents: int, minutes: int, scale: float, per_minute: int = 200) -> None:
+    customers = agents * minutes  # never runs dry
+    scenario = {"seed": 11, "time_scale": scale, "account": {"rate_limit_per_minute": per_minute},
+                "agent_pool": {"count": agents, "user_id_prefix": "agent-"}, "behaviour": HANDLING}
+    # The pool names agents agent-001..; the children use agent-0001.. for up to 9999 agents.
+    scenario["agent_pool"]["user_id_prefix"] = "agent-0" if agents < 1000 else "agent-"
+    rows = []
+    for label, kind, extra in (("engine", "engine", {}), ("naive 10 s poll", "bare", {"poll_every": 10.0})):
+        proc, url = start_simulator(scenario)
+        try:
+            t0 = time.perf_counter()
+            res = child(kind, {"url": url, "agents": agents, "customers": customers,
+                               "per_minute": per_minute, "duration": minutes * 60, **extra})
+            log, counters = sim_state(url)
+        finally:
+            proc.terminate()
+        stats = analyse(log, counters, agents, per_minute)
+        rows.append((label, stats, res, time.perf_counter() - t0))
+    print(f"\n({name}) {agents} agents, {per_minute} requests/min, {minutes} simulated minutes at {scale:g}x")
+    print(f"{'':18} {'calls':>6} {'util busy':>9} {'util talk':>9} {'gap p50':>8} {'gap p95':>8} "
+          f"{'p50*':>6} {'p95*':>6} "
+          f"{'req/att':>8} {'req/compl':>9} {'budget':>7} {'peak/min':>8} {'429s':>5} {'overlap':>7}")
+    for label, s, _res, _wall in rows:
+        print(f"{label:18} {s['calls']:6d} {s['utilisation_busy']:9.1%} {s['utilisation_talk']:9.1%} "
+              f"{s['gap_median_s']:7.1f}s {s['gap_p95_s']:7.1f}s {s['gap_answered_median_s']:5.1f}s "
+              f"{s['gap_answered_p95_s']:5.1f}s {s['requests_per_attempt']:8.2f} "
+              f"{s['requests_per_completed']:9.2f} {s['budget_used']:7.1%} {s['peak_minute']:8d} "
+              f"{s['rate_limited_429']:5d} "
+              f"{s['overlaps']:7d}")
+
+
+GAP_NOTE = ("gap = a call turning terminal -> that agent's next Make Call (simulated s); p50*/p95*: "
+            "after calls the agent answered\n(the engine cools an agent down 60 s after an agent-side "
+            "outcome; the naive loop does not). budget: mean requests per minute / limit, over the "
+            "minutes between the first and last Make Call.")
+
+
+def cpu_run(agents: int, customers: int) -> None:
+    scenario = {"seed": 3, "time_scale": 1, "account": {"rate_limit_per_minute": None},
+                "agent_pool": {"count": agents, "user_id_prefix": "agent-" if agents >= 1000 else "agent-0"},
+                "behaviour": {"dial_delay_seconds": 0, "agent_ring_seconds": 0, "customer_ring_seconds": 0,
+                              "talk_seconds": {"kind": "fixed", "value": 0, "min": 0},
+                              "post_processing_seconds": 0.05, "agent_answer_probability": 1,
+                              "customer_answer_probability": 1, "agent_cancel_probability": 0}}
+    print(f"\n(c) {agents} agents, {customers} customers, near-zero call times (POST + GET each)")
+    print(f"{'':12} {'calls':>7} {'requests':>9} {'wall':>7} {'CPU':>7} {'CPU/call':>9} {'peak RSS':>9}")
+    results = {}
+    for label, kind in (("bare loop", "bare"), ("engine", "engine")):
+        proc, url = start_simulator(scenario)
+        try:
+            res = child(kind, {"url": url, "agents": agents, "customers": customers,
+                               "per_minute": 10**9, "poll_every": 0.05, "max_pending_posts": 64})
+        finally:
+            proc.terminate()
+        req = res["requests"]
+        n_req = req.get("post_sent", req.get("post", 0)) + req.get("get_sent", req.get("get", 0))
+        results[label] = res
+        print(f"{label:12} {res['placed']:7d} {n_req:9d} {res['wall']:6.1f}s {res['cpu']:6.1f}s "
+              f"{1000 * res['cpu'] / max(1, res['placed']):7.2f}ms {res['maxrss_mib']:7.0f}MiB")
+    ratio = (results["engine"]["cpu"] / max(1, results["engine"]["placed"])) / (
+        results["bare loop"]["cpu"] / max(1, results["bare loop"]["placed"]))
+    print(f"engine CPU per call = {ratio:.2f}x the bare loop (target <= 2x); "
+          f"peak RSS {results['engine']['maxrss_mib']:.0f} MiB (target < 500 MiB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="a,b,c")
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--minutes", type=int, default=60)
+    parser.add_argument("--scale", type=float, default=30.0)
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only & {"a", "b"}:
+        print(GAP_NOTE)
+    if "a" in only:
+        polling_run("a", 20, args.minutes, args.scale)
+    if "b" in only:
+        polling_run("b", 200, args.minutes, args.scale)
+    if "c" in only:
+        cpu_run(1000, args.customers)
+
+
+if __name__ == "__main__":
+    main()
