@@ -21,6 +21,7 @@ but never answered (the process died around the POST) are marked unknown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -228,6 +229,8 @@ class CampaignEngine:
                 self.queue.promote(now)
                 for agent, was in self.pool.wake(now):
                     self._on_agent_woken(agent, was)
+                if follower_task.done():
+                    self._follower_died(follower_task)
                 if self._may_dial(now):
                     self._dispatch(now)
                 result = self._end_state(now)
@@ -249,6 +252,15 @@ class CampaignEngine:
         if not self.cfg.window.is_open(now) or now < self.post_paused_until:
             return False
         return self._posting < self.cfg.max_pending_posts
+
+    def _may_still_dial(self) -> str | None:
+        """Checked at the last moment before a Make Call leaves (after its budget wait)."""
+        now = self.clock.time()
+        if not self.cfg.window.is_open(now):
+            return f"the calling window is {self.cfg.window.describe(now)}"
+        if self.fatal is not None or self.stop_reason is not None:
+            return "dialling has stopped"
+        return None
 
     def _dispatch(self, now: float) -> None:
         if not self.queue.has_ready():
@@ -312,10 +324,11 @@ class CampaignEngine:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        try:
-            await asyncio.wait_for(self._changed.wait(), timeout=self.clock.to_real(seconds) + 1e-4)
-        except TimeoutError:
-            pass
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+        # arrives as the wait completes (fixed in 3.12), and a swallowed cancel hangs shutdown.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.clock.to_real(seconds) + 1e-4):
+                await self._changed.wait()
 
     def _spawn(self, coro: Any, name: str) -> None:
         """Start work on one customer. It counts as active from now, not from when the task first
@@ -364,7 +377,8 @@ class CampaignEngine:
             attempt_id = claim.attempt_id
             self._by_uid[claim.attempt_uid] = attempt_id
             try:
-                placed = await self.client.make_call(self._request(agent, entry, claim.attempt_uid))
+                placed = await self.client.make_call(self._request(agent, entry, claim.attempt_uid),
+                                                     guard=self._may_still_dial)
             except OutcomeUnknownError as exc:
                 self._outcome_unknown(agent, entry, attempt_id, str(exc))
                 return
@@ -451,7 +465,9 @@ class CampaignEngine:
                                   message=str(exc), now=now)
         self.queue.put_back_front(entry, now)
         category = exc.category
-        if category == "agent_busy":
+        if category == "not_sent":  # the window closed (or dialling stopped) while it waited
+            self.pool.set_idle(agent, agent.idle_since)
+        elif category == "agent_busy":
             self.log.info("agent %s is on another call (10706): cooling down %.0fs", agent.key,
                           self.cfg.agent_cooldown)
             self.pool.set_timed(agent, "cooldown", now + self.cfg.agent_cooldown, "busy (10706)")
@@ -647,6 +663,15 @@ class CampaignEngine:
     def _apply_recovered(self, entry: CustomerEntry, status: str, now: float) -> None:
         decision = decide(status, entry.counts, self.cfg.policy, now)
         self.ledger.update_customer(entry.id, self._apply(entry, decision, status, now), now)
+
+    def _follower_died(self, task: asyncio.Task[None]) -> None:
+        """Without the follower no call can be confirmed: stop, loudly, rather than hang."""
+        exc = None if task.cancelled() else task.exception()
+        reason = f"internal error: call follower stopped ({exc!r})"
+        self.log.error("%s; no new calls will be placed", reason)
+        self.fatal = self.fatal or CCMError(reason)
+        self.fatal_reason = self.fatal_reason or reason
+        raise RuntimeError(reason) from exc
 
     def _on_stuck(self, item: Followed) -> None:
         self.stuck_attempts.add(item.attempt_id)

@@ -18,6 +18,7 @@ it keeps being polled (slowly) until confirmed, and its agent stays leased.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -143,10 +144,11 @@ class CallFollower:
                     # Look again for spare budget about when the next token arrives.
                     timeout = min(timeout, 1.0 / max(self.budget.rate, 1e-6))
                 real_timeout = self.clock.to_real(max(timeout, 0.0)) + 1e-4
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=real_timeout)
-                except TimeoutError:
-                    pass
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
+                # that stops this loop (fixed in 3.12), and the run's shutdown would wait forever.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(real_timeout):
+                        await self._wake.wait()
         finally:
             for task in list(self._tasks):
                 task.cancel()

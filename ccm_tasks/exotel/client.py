@@ -19,7 +19,7 @@ import base64
 import logging
 import random
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
@@ -35,6 +35,7 @@ from ccm_tasks.exotel.errors import (
     MalformedResponseError,
     OutcomeUnknownError,
     RateLimitError,
+    RequestNotSentError,
     RequestTimeoutError,
     RetryLaterError,
     error_from_response,
@@ -177,18 +178,21 @@ class CCMClient:
 
     # ------------------------------------------------------------------ API
 
-    async def make_call(self, request: MakeCallRequest | dict[str, Any]) -> CallDetails:
+    async def make_call(self, request: MakeCallRequest | dict[str, Any], *,
+                        guard: Callable[[], str | None] | None = None) -> CallDetails:
         """Place a call: the agent leg rings first, the customer only after the agent answers.
 
         A 200 does not mean the call happened; follow it with :meth:`get_call_details` or callbacks.
         Raises :class:`OutcomeUnknownError` if the request was sent but its answer was lost.
+        ``guard`` runs after the request gate admits it, just before sending: a returned reason
+        raises :class:`RequestNotSentError` and nothing is sent.
         """
         if not isinstance(request, MakeCallRequest):
             try:
                 request = MakeCallRequest.model_validate(request)
             except ValidationError as exc:
                 raise InvalidRequestError(validation_message(exc)) from None
-        return await self._call("POST", self._calls_path, request.to_wire())
+        return await self._call("POST", self._calls_path, request.to_wire(), guard=guard)
 
     async def get_call_details(self, call_sid: str) -> CallDetails:
         """Current details of a call placed with Make Call."""
@@ -198,12 +202,16 @@ class CCMClient:
 
     # ------------------------------------------------------------------ internals
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> CallDetails:
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+                    guard: Callable[[], str | None] | None = None) -> CallDetails:
         kind: RequestKind = "post" if method == "POST" else "get"
         attempt = 0
         while True:
             retry_after: float | None = None
             await self.gate.acquire(kind)
+            refusal = guard() if guard is not None else None
+            if refusal:
+                raise RequestNotSentError(f"{method} {path} not sent: {refusal}")
             self.stats[f"{kind}_sent"] += 1
             try:
                 response = await self._http.request(method, path, json=body)

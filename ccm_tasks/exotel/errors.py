@@ -4,6 +4,7 @@ Every error carries a ``category``, which is what the dialer acts on::
 
     CCMError                              category
     ├── InvalidRequestError               invalid_request   nothing was sent
+    ├── RequestNotSentError               not_sent          the caller's guard stopped it
     ├── ConnectError                      retry_later       never reached the server
     ├── RequestTimeoutError               retry_later       a GET timed out
     ├── OutcomeUnknownError               outcome_unknown   a POST was sent, its answer lost
@@ -37,6 +38,7 @@ from typing import Any, Literal
 
 Category = Literal[
     "invalid_request",
+    "not_sent",
     "retry_later",
     "outcome_unknown",
     "agent_busy",
@@ -61,6 +63,12 @@ class InvalidRequestError(CCMError, ValueError):
     """The request failed validation before anything was sent."""
 
     category: Category = "invalid_request"
+
+
+class RequestNotSentError(CCMError):
+    """The caller's last-moment guard refused to send (e.g. the calling window just closed)."""
+
+    category: Category = "not_sent"
 
 
 class ConnectError(CCMError):

@@ -159,8 +159,10 @@ class Ledger:
                                             **({"connect_args": {"timeout": 60}} if self.is_sqlite else {}))
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-        t.metadata.create_all(self.engine)
         with self.write() as conn:
+            # In the write transaction: two processes opening a new ledger at once would otherwise
+            # both read "no tables" and one would fail to upgrade its lock ("database is locked").
+            t.metadata.create_all(conn)
             existing = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "schema_version")).scalar()
             if existing is None:
                 conn.execute(insert(t.meta).values(key="schema_version", value=str(t.SCHEMA_VERSION)))

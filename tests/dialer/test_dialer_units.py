@@ -198,3 +198,16 @@ def test_longest_idle_agent_first() -> None:
     assert pool.next_wake() == 300 and pool.wake(300)[0][0].key == "a2"
     pool.drop(agents[1], "invalid")
     assert pool.counts()["dropped"] == 1 and pool.usable()
+
+
+def test_many_processes_can_open_a_new_ledger_at_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    code = ("import sys; from ccm_tasks.ledger import Ledger; "
+            "l = Ledger(sys.argv[1]); l.register_holder('x'); print('ok')")
+    path = tmp_path / "new.sqlite"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [o[0].strip() for o in outs] == ["ok"] * 6, [o[1][-300:] for o in outs]
