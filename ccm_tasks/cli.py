@@ -68,6 +68,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_callbacks(args: argparse.Namespace) -> int:
+    from ccm_tasks.callbacks import serve_receiver
+    from ccm_tasks.logs import configure_logging
+
+    configure_logging(with_prefect=False)
+    return serve_receiver(args.host, args.port, args.ledger)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="ccm", description="Outbound call campaigns on Exotel CCM.")
@@ -96,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-prefect", action="store_true",
                    help="run the library directly, without a Prefect flow run")
     p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("callbacks", help="receive Exotel status callbacks for every campaign in the ledger")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8780)
+    p.add_argument("--ledger", help="ledger path or URL (default: $CCM_HOME/var/ledger.sqlite)")
+    p.set_defaults(handler=_cmd_callbacks)
 
     p = sub.add_parser("demo", help="run the demo campaign on the built-in simulator, from scratch")
     p.add_argument("campaign_file", nargs="?", default=Path("campaigns/demo/demo.yaml"), type=Path)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from ccm_tasks.callbacks import CallbackHub, callback_url, create_receiver_app
 from ccm_tasks.clock import Clock, ScaledClock, SystemClock
 from ccm_tasks.dialer.budget import ApiBudget
 from ccm_tasks.dialer.engine import CampaignEngine, EngineConfig, RunResult, config_from_definition
@@ -30,9 +31,10 @@ from ccm_tasks.inputs import CampaignDefinition, CampaignInputs, load_campaign_i
 from ccm_tasks.inputs.campaign import write_rejects
 from ccm_tasks.ledger import Ledger
 from ccm_tasks.paths import default_ledger_path, reports_dir
+from ccm_tasks.redact import redaction_filter
 from ccm_tasks.settings import ExotelSettings
 from ccm_tasks.simulator.scenario import Scenario, ScenarioAgent
-from ccm_tasks.simulator.server import SimulatorServer
+from ccm_tasks.simulator.server import BackgroundServer, SimulatorServer
 
 log = logging.getLogger("ccm.runner")
 
@@ -130,6 +132,49 @@ async def clock_of_stand_in(base_url: str) -> Clock:
 
 
 @dataclass
+class Receiver:
+    """This run's status-callback receiver (when the definition enables callbacks)."""
+
+    server: BackgroundServer | None
+    hub: CallbackHub
+    urls: list[StatusCallback]
+    unsubscribe: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        """Stop listening."""
+        if self.unsubscribe is not None:
+            self.unsubscribe()
+        if self.server is not None:
+            self.server.stop()
+
+
+def start_receiver(
+    definition: CampaignDefinition, ledger: Ledger, campaign_id: int, target: Target
+) -> Receiver:
+    """Listen for this campaign's callbacks and build the status_callback list for Make Call."""
+    cb = definition.callbacks
+    token = ledger.callback_token(campaign_id)
+    redaction_filter().add_secrets([token])
+    hub = CallbackHub()
+    server = None
+    if cb.listen:
+        host, _, port = cb.listen.rpartition(":")
+        app = create_receiver_app(ledger, hub, clock=target.clock)
+        server = BackgroundServer(app, host, int(port)).start()
+    base = cb.public_url
+    if base is None:
+        if not target.simulated:
+            raise CampaignCannotRun("callbacks.enabled needs callbacks.public_url (an https address Exotel "
+                                    "can reach) to dial for real")
+        if server is None:
+            raise CampaignCannotRun("callbacks.enabled needs callbacks.public_url or callbacks.listen")
+        base = server.base_url  # the simulator runs here and can reach the receiver directly
+    url = callback_url(base, token)
+    urls = [StatusCallback(event="answered", url=url), StatusCallback(event="terminal", url=url)]
+    return Receiver(server, hub, urls)
+
+
+@dataclass
 class PreparedRun:
     """A campaign ready to dial: its engine, ledger, target and bookkeeping ids."""
 
@@ -144,6 +189,7 @@ class PreparedRun:
     sync: dict[str, int]
     rejects_path: Path | None
     started_at: float
+    receiver: Receiver | None = None
     result: RunResult | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     _task: asyncio.Task[RunResult] | None = None
@@ -155,6 +201,9 @@ class PreparedRun:
     def start(self) -> asyncio.Task[RunResult]:
         """Start dialling in the background (idempotent); returns the engine's task."""
         if self._task is None:
+            if self.receiver is not None:
+                self.receiver.unsubscribe = self.receiver.hub.subscribe(self.campaign_id,
+                                                                        self.engine.deliver_callback)
             self._task = asyncio.get_running_loop().create_task(self.engine.run(), name="campaign")
         return self._task
 
@@ -178,6 +227,8 @@ class PreparedRun:
             self.ledger.retire_holder(self.holder_id)
             self.summary["files"] = write_run_summary(self.summary, self.definition, self.started_at)
         finally:
+            if self.receiver is not None:
+                self.receiver.close()
             await self.target.aclose()
 
 
@@ -204,6 +255,7 @@ async def prepare_run(definition_path: str | Path, *, ledger_path: str | Path | 
         write_rejects(inputs, rejects_path)
     ledger = Ledger(ledger_path or definition.ledger or default_ledger_path())
     target = await choose_target(definition, inputs, settings)
+    receiver: Receiver | None = None
     try:
         clock = target.clock
         now = clock.time()
@@ -219,6 +271,9 @@ async def prepare_run(definition_path: str | Path, *, ledger_path: str | Path | 
         if other is not None:
             raise CampaignCannotRun(f"campaign {definition.name!r} is already running in another process "
                                     f"(holder {other}); one runner per campaign")
+        if definition.callbacks.enabled and status_callbacks is None:
+            receiver = start_receiver(definition, ledger, campaign_id, target)
+            status_callbacks = receiver.urls
         sync = ledger.sync_customers(campaign_id, customer_rows(inputs), now)
         run_id = ledger.start_run(campaign_id, holder_id, now)
         config = config_from_definition(definition, status_callbacks=status_callbacks or (),
@@ -232,10 +287,12 @@ async def prepare_run(definition_path: str | Path, *, ledger_path: str | Path | 
                                 agents=inputs.agents, customers=ledger.customer_rows(campaign_id),
                                 log=log_to)
     except BaseException:
+        if receiver is not None:
+            receiver.close()
         await target.aclose()
         raise
     return PreparedRun(definition, inputs, ledger, target, engine, campaign_id, run_id, holder_id, sync,
-                       rejects_path, now)
+                       rejects_path, now, receiver)
 
 
 def customer_rows(inputs: CampaignInputs) -> list[dict[str, Any]]:
@@ -279,6 +336,7 @@ def build_summary(run: PreparedRun, now: float) -> dict[str, Any]:
         "pending": result.pending if result else snap["total"] - snap["done"],
         "outcomes": snap["outcomes"],
         "calls_placed_this_run": snap["placed"],
+        "callbacks": {"enabled": run.engine.cfg.callbacks, "used": run.engine.callbacks_used},
         "stuck_calls": snap["stuck"],
         "dropped_agents": result.dropped_agents if result else {},
         "api_requests": snap["requests"],

@@ -81,6 +81,17 @@ class EngineConfig:
     max_pending_posts: int = 8
     wait_for_window: bool = True
     heartbeat_seconds: float = 5.0  # real seconds
+    talk_window: float = 300.0  # with callbacks: a live conversation is checked this often
+
+    @property
+    def callbacks(self) -> bool:
+        """Status callbacks are requested (polling becomes the safety net)."""
+        return bool(self.status_callbacks)
+
+    @property
+    def ring_window(self) -> float:
+        """With callbacks: how long a phase may go without news before a safety poll."""
+        return float(self.attempt_time_out or DEFAULT_RING_TIMEOUT) + 30.0
 
     @property
     def max_call_seconds(self) -> float:
@@ -154,8 +165,9 @@ class CampaignEngine:
                 self.outcomes[row.final_status or "unknown"] += 1
             elif row.state == "pending":
                 self.queue.add(entry, now)
-        self.follower = follower or CallFollower(client, budget, clock, on_stuck=self._on_stuck,
-                                                 on_fatal=self._on_fatal)
+        self.follower = follower or CallFollower(
+            client, budget, clock, on_stuck=self._on_stuck, on_fatal=self._on_fatal,
+            callbacks=config.callbacks, ring_window=config.ring_window, talk_window=config.talk_window)
         self.fatal: CCMError | None = None
         self.fatal_reason: str | None = None
         self.stop_reason: str | None = None
@@ -172,6 +184,14 @@ class CampaignEngine:
         self._by_uid: dict[str, int] = {}
         self.stuck_attempts: set[int] = set()
         self.unknown_attempts = 0
+        # Attempts whose Make Call outcome is unknown, until a terminal callback resolves them.
+        self._unknown: dict[int, tuple[AgentSlot, CustomerEntry | None]] = {}
+        self._callbacks_seen: set[int] = set()
+        # Terminal callbacks that arrived before we started following their call (a call that
+        # ends at once can call back before its Make Call answer is processed).
+        self._early: dict[int, Any] = {}
+        self._inbox_after = 0
+        self.callbacks_used = 0
         self.started_at = now
         self.placed = 0
 
@@ -196,6 +216,71 @@ class CampaignEngine:
         if details is not None and details.is_terminal and self.follower.resolve(sid, details):
             return True
         return self.follower.notify(sid)
+
+    def deliver_callback(self, event: Any) -> None:
+        """A recorded status callback (a ``ccm_tasks.callbacks.CallbackEvent``). Idempotent."""
+        if event.event_id in self._callbacks_seen:
+            return
+        self._callbacks_seen.add(event.event_id)
+        d: CallDetails = event.details
+        if event.event_type != "terminal":
+            if d.call_sid:
+                self.follower.on_answered(d.call_sid, d)
+            return
+        if d.call_sid and d.call_sid in self.follower.live:
+            self.callbacks_used += 1
+            if self._nothing_open(d):
+                self.follower.resolve(d.call_sid, d)
+            else:
+                self.follower.notify(d.call_sid)  # one GET fills in what the payload left open
+        elif event.attempt_id in self._unknown and d.is_terminal:
+            self.callbacks_used += 1
+            self._resolve_unknown(event.attempt_id, d)
+        else:
+            self._early[event.attempt_id] = event
+
+    def _nothing_open(self, d: CallDetails) -> bool:
+        if not d.is_terminal or d.call_status is None:
+            return False
+        return not (self.cfg.recording and d.call_status == "completed" and not d.recording_urls)
+
+    def _resolve_unknown(self, attempt_id: int, d: CallDetails) -> None:
+        """A Make Call whose answer was lost turns out to have placed this call: record the real
+        outcome, apply the retry policy to it, and free the agent now that the call is over."""
+        agent, entry = self._unknown.pop(attempt_id)
+        now = self.clock.time()
+        update = None
+        if entry is not None and d.call_status:
+            if entry.final_status == "unknown":
+                self.outcomes["unknown"] -= 1
+                self.unknown_attempts -= 1
+                # The unknown attempt was counted; decide() counts the real outcome instead.
+                entry.counts = Counts(max(0, entry.counts.attempts - 1), entry.counts.agent_side_retries,
+                                      entry.counts.no_dial_retries)
+                entry.state, entry.final_status = "calling", None
+            decision = decide(d.call_status, entry.counts, self.cfg.policy, now)
+            update = self._apply(entry, decision, d.call_status, now)
+        self.ledger.complete_attempt(
+            attempt_id, details=d.model_dump(mode="json"), summary=attempt_summary(d),
+            customer_id=entry.id if entry else None, customer=update, agent_key=agent.key, release=True,
+            now=now, resolved_by="callback")
+        self.log.info("the unknown Make Call of attempt %d is resolved by its callback: %s", attempt_id,
+                      d.call_status)
+        if agent.state == "quarantined":
+            self.pool.set_idle(agent, now)
+        self._changed.set()
+
+    async def _read_inbox(self) -> None:
+        """Callbacks recorded by a receiver in another process reach us through the ledger."""
+        from ccm_tasks.callbacks import event_from_row
+
+        while True:
+            for row in self.ledger.callback_events_since(self.campaign_id, self._inbox_after):
+                self._inbox_after = max(self._inbox_after, int(row["id"]))
+                event = event_from_row(row)
+                if event is not None:
+                    self.deliver_callback(event)
+            await asyncio.sleep(0.2)
 
     def snapshot(self) -> dict[str, Any]:
         """Progress so far (for progress bars, logs and artifacts)."""
@@ -222,8 +307,13 @@ class CampaignEngine:
         loop = asyncio.get_running_loop()
         follower_task = loop.create_task(self.follower.run(), name="follower")
         heartbeat_task = loop.create_task(self._heartbeat(), name="heartbeat")
+        inbox_task = None
         try:
             self._recover()
+            if self.cfg.callbacks:
+                self._inbox_after = self.ledger.last_callback_id(self.campaign_id)
+                self._replay_callbacks()
+                inbox_task = loop.create_task(self._read_inbox(), name="callback-inbox")
             while True:
                 now = self.clock.time()
                 self.queue.promote(now)
@@ -240,9 +330,10 @@ class CampaignEngine:
         finally:
             follower_task.cancel()
             heartbeat_task.cancel()
-            for task in list(self._tasks):
+            extra = [inbox_task] if inbox_task is not None else []
+            for task in [*self._tasks, *extra]:
                 task.cancel()
-            await asyncio.gather(follower_task, heartbeat_task, *self._tasks, return_exceptions=True)
+            await asyncio.gather(follower_task, heartbeat_task, *extra, *self._tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------ loop pieces
 
@@ -407,17 +498,25 @@ class CampaignEngine:
         self._live_calls += 1
         self._by_call_sid[call_sid] = attempt_id
         try:
-            details = await self.follower.follow(call_sid, attempt_id, placed_at=placed_at,
-                                                 stuck_after=placed_at + self.cfg.stuck_after, last=last)
+            following = self.follower.follow(call_sid, attempt_id, placed_at=placed_at,
+                                             stuck_after=placed_at + self.cfg.stuck_after, last=last)
+            early = self._early.pop(attempt_id, None)
+            if early is not None:
+                self._callbacks_seen.discard(early.event_id)
+                self.deliver_callback(early)
+            details = await following
         finally:
             self._live_calls -= 1
             self._by_call_sid.pop(call_sid, None)
         self.stuck_attempts.discard(attempt_id)
-        self._finish(agent, entry, attempt_id, details)
+        via = "callback" if call_sid in self.follower.resolved_by_callback else "poll"
+        self.follower.resolved_by_callback.discard(call_sid)
+        self._finish(agent, entry, attempt_id, details, resolved_by=via)
 
     def _finish(self, agent: AgentSlot, entry: CustomerEntry, attempt_id: int, details: CallDetails,
                 resolved_by: str = "poll") -> None:
         now = self.clock.time()
+        self._early.pop(attempt_id, None)  # its callback came after a poll had confirmed it
         status = details.call_status
         decision = (decide(status, entry.counts, self.cfg.policy, now) if status
                     else Decision(entry.counts, final="unknown"))
@@ -517,6 +616,7 @@ class CampaignEngine:
         self.log.warning("Make Call outcome unknown for customer %s (agent %s): not retried; agent held "
                          "until %s", mask_phone(entry.phone), agent.key, _fmt(until))
         self.pool.set_timed(agent, "quarantined", until, "outcome unknown")
+        self._unknown[attempt_id] = (agent, entry)
         self._dialled_this_run = True
         self._changed.set()
 
@@ -637,6 +737,8 @@ class CampaignEngine:
                                          message="the process died around Make Call",
                                          quarantine_until=until, now=now)
                 self.unknown_attempts += 1
+            if attempt.state in ("created", "unknown"):
+                self._unknown[attempt.id] = (agent, entry)
             if until > now:
                 self.pool.set_timed(agent, "quarantined", until, "outcome unknown")
             else:
@@ -663,6 +765,15 @@ class CampaignEngine:
     def _apply_recovered(self, entry: CustomerEntry, status: str, now: float) -> None:
         decision = decide(status, entry.counts, self.cfg.policy, now)
         self.ledger.update_customer(entry.id, self._apply(entry, decision, status, now), now)
+
+    def _replay_callbacks(self) -> None:
+        """Terminal callbacks that arrived while no run was following their calls."""
+        from ccm_tasks.callbacks import event_from_row
+
+        for row in self.ledger.pending_terminal_callbacks(self.campaign_id):
+            event = event_from_row(row)
+            if event is not None:
+                self.deliver_callback(event)
 
     def _follower_died(self, task: asyncio.Task[None]) -> None:
         """Without the follower no call can be confirmed: stop, loudly, rather than hang."""

@@ -11,6 +11,12 @@ Polling is work-conserving: when the budget has a spare request and no Make Call
 call polled longest ago is polled early (never sooner than ``min_interval`` after its last poll),
 so the budget left over by dialling is spent on live calls rather than lost.
 
+With status callbacks on (``callbacks=True``) polling becomes the safety net: no early polls, and a
+call is polled only when the callback its phase promises is overdue (the agent should have
+answered or given up within ``ring_window``; a conversation is checked every ``talk_window``).
+A terminal callback that leaves nothing open resolves the call without a GET; one that does (a
+recording expected but missing) is confirmed by one GET.
+
 A call still not terminal after its ``stuck_after`` time is reported once through ``on_stuck``;
 it keeps being polled (slowly) until confirmed, and its agent stays leased.
 """
@@ -59,7 +65,8 @@ class CallFollower:
 
     def __init__(self, client: CCMClient, budget: ApiBudget, clock: Clock, *,
                  min_interval: float = 2.0, fast_interval: float = 1.0, max_in_flight: int = 32,
-                 min_real_interval: float = 0.05,
+                 min_real_interval: float = 0.05, callbacks: bool = False,
+                 ring_window: float = 90.0, talk_window: float = 300.0,
                  on_stuck: Callable[[Followed], None] | None = None,
                  on_fatal: Callable[[CCMError], None] | None = None,
                  rng: random.Random | None = None) -> None:
@@ -71,6 +78,10 @@ class CallFollower:
         scale = float(getattr(clock, "scale", 1.0))
         self.min_interval = max(min_interval, min_real_interval * scale)
         self.fast_interval = max(fast_interval, min_real_interval * scale)
+        self.callbacks = callbacks
+        self.ring_window = ring_window
+        self.talk_window = talk_window
+        self.resolved_by_callback: set[str] = set()
         self.on_stuck = on_stuck
         self.on_fatal = on_fatal
         self.live: dict[str, Followed] = {}
@@ -95,9 +106,20 @@ class CallFollower:
         self.live[call_sid] = item
         if last is not None and last.is_terminal:
             self._resolve(item, last)
+        elif self.callbacks:
+            self._schedule(item, self.clock.time() + self.ring_window)
         else:
             self._schedule(item, self.clock.time() + self.interval(first=True))
         return future
+
+    def on_answered(self, call_sid: str, details: CallDetails) -> None:
+        """An ``answered`` callback: push the safety poll out to what this phase can take."""
+        item = self.live.get(call_sid)
+        if item is None or item.future.done() or not self.callbacks:
+            return
+        item.last = details
+        window = self.talk_window if details.customer_leg_status == "in-progress" else self.ring_window
+        self._schedule(item, self.clock.time() + window)
 
     def notify(self, call_sid: str) -> bool:
         """Something says this call may have ended (a callback): poll it now. False if not live."""
@@ -109,10 +131,11 @@ class CallFollower:
         return True
 
     def resolve(self, call_sid: str, details: CallDetails) -> bool:
-        """Confirmed terminal details from elsewhere: finish following without another GET."""
+        """Terminal details from a callback: finish following without another GET."""
         item = self.live.get(call_sid)
         if item is None or item.future.done() or not details.is_terminal:
             return False
+        self.resolved_by_callback.add(call_sid)
         self._resolve(item, details)
         return True
 
@@ -134,7 +157,7 @@ class CallFollower:
                         continue
                     await self._start_poll(item)
                     now = self.clock.time()
-                early = self._pull_forward(now)
+                early = None if self.callbacks else self._pull_forward(now)
                 if early is not None:
                     await self._start_poll(early)
                     continue
@@ -229,6 +252,9 @@ class CallFollower:
         elif details is not None and details.call_status is not None:
             # Hung up, post-processing: terminal within seconds.
             nxt = max(self.fast_interval, self.interval() / 4)
+        elif self.callbacks:
+            talking = details is not None and details.customer_leg_status == "in-progress"
+            nxt = self.talk_window if talking else self.ring_window
         else:
             nxt = self.interval()
         if item.stuck:

@@ -359,6 +359,8 @@ class CallbackSettings(_Strict):
 
     enabled: bool = False
     public_url: str | None = None
+    # Where this process's receiver listens ("host:port"); null when `ccm callbacks` runs apart.
+    listen: str | None = "127.0.0.1:8780"
 
     @field_validator("public_url")
     @classmethod
@@ -373,11 +375,18 @@ class CallbackSettings(_Strict):
             raise ValueError("must be https (http is only allowed for localhost)")
         return value.rstrip("/")
 
-    @model_validator(mode="after")
-    def _url_when_enabled(self) -> CallbackSettings:
-        if self.enabled and not self.public_url:
-            raise ValueError("callbacks.public_url is required when callbacks.enabled is true")
-        return self
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError('must be "host:port", e.g. "0.0.0.0:8780" (port 0 picks a free one)')
+        return value
+
+    # public_url is required only to dial for real (checked when the run starts): against the
+    # built-in simulator the receiver's own local address is used.
 
 
 class CampaignDefinition(_Strict):

@@ -26,7 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 
 from ccm_tasks.ledger import schema as t
@@ -162,13 +173,22 @@ class Ledger:
         with self.write() as conn:
             # In the write transaction: two processes opening a new ledger at once would otherwise
             # both read "no tables" and one would fail to upgrade its lock ("database is locked").
+            fresh = not inspect(conn).has_table("ledger_meta")
+            existing = None if fresh else conn.execute(
+                select(t.meta.c.value).where(t.meta.c.key == "schema_version")).scalar()
+            version = int(existing) if existing is not None else t.SCHEMA_VERSION
+            if version > t.SCHEMA_VERSION:
+                raise RuntimeError(f"ledger {self.url} has schema {version}, newer than this code "
+                                   f"({t.SCHEMA_VERSION}); upgrade ccm")
+            for step in range(version + 1, t.SCHEMA_VERSION + 1):
+                for statement in t.MIGRATIONS.get(step, []):
+                    conn.exec_driver_sql(statement)
             t.metadata.create_all(conn)
-            existing = conn.execute(select(t.meta.c.value).where(t.meta.c.key == "schema_version")).scalar()
             if existing is None:
                 conn.execute(insert(t.meta).values(key="schema_version", value=str(t.SCHEMA_VERSION)))
-            elif int(existing) != t.SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"ledger {self.url} has schema {existing}, this code needs {t.SCHEMA_VERSION}")
+            elif version != t.SCHEMA_VERSION:
+                conn.execute(update(t.meta).where(t.meta.c.key == "schema_version")
+                             .values(value=str(t.SCHEMA_VERSION)))
 
     def __repr__(self) -> str:
         return f"Ledger({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -535,6 +555,84 @@ class Ledger:
             conn.execute(insert(t.events).values(campaign_id=campaign_id, attempt_id=attempt_id, at=now,
                                                  kind=kind, agent_key=agent_key,
                                                  data=dict(data) if data else None))
+
+    # ------------------------------------------------------------------ status callbacks
+
+    def callback_token(self, campaign_id: int) -> str:
+        """The campaign's secret callback path segment, created on first use."""
+        import secrets
+
+        with self.write() as conn:
+            token = conn.execute(select(t.campaigns.c.callback_token)
+                                 .where(t.campaigns.c.id == campaign_id)).scalar()
+            if token is None:
+                token = secrets.token_urlsafe(32)
+                conn.execute(update(t.campaigns).where(t.campaigns.c.id == campaign_id)
+                             .values(callback_token=token))
+            return str(token)
+
+    def callback_tokens(self) -> dict[str, int]:
+        """Every campaign's callback token -> campaign id."""
+        with self.read() as conn:
+            rows = conn.execute(select(t.campaigns.c.callback_token, t.campaigns.c.id)
+                                .where(t.campaigns.c.callback_token.is_not(None)))
+            return {str(token): int(cid) for token, cid in rows}
+
+    def attempt_for_callback(self, campaign_id: int, uid: str | None,
+                             call_sid: str | None) -> dict[str, Any] | None:
+        """The campaign's attempt a callback is about: by the uid we put in custom_field, else by
+        call_sid. None if it is not one of this campaign's calls."""
+        with self.read() as conn:
+            a = t.attempts.c
+            row = None
+            if uid:
+                row = conn.execute(select(t.attempts).where(a.uid == uid, a.campaign_id == campaign_id)
+                                   ).mappings().first()
+            if row is None and call_sid:
+                row = conn.execute(select(t.attempts).where(a.call_sid == call_sid,
+                                                            a.campaign_id == campaign_id)
+                                   .order_by(a.id.desc()).limit(1)).mappings().first()
+            return dict(row) if row else None
+
+    def record_callback(self, *, campaign_id: int, attempt_id: int, call_sid: str | None, event_type: str,
+                        dedupe_key: str, payload: Mapping[str, Any], now: float) -> int | None:
+        """Store a callback once; a repeated delivery (same key) changes nothing and returns None."""
+        with self.write() as conn:
+            seen = conn.execute(select(t.callback_events.c.id)
+                                .where(t.callback_events.c.dedupe_key == dedupe_key)).scalar()
+            if seen is not None:
+                return None
+            return _pk(conn.execute(insert(t.callback_events).values(
+                campaign_id=campaign_id, attempt_id=attempt_id, call_sid=call_sid, event_type=event_type,
+                dedupe_key=dedupe_key, received_at=now, payload=dict(payload))))
+
+    def callback_events_since(
+        self, campaign_id: int, after_id: int, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Callback events of a campaign recorded after ``after_id`` (the dialer's inbox)."""
+        c = t.callback_events.c
+        with self.read() as conn:
+            rows = conn.execute(select(t.callback_events).where(c.campaign_id == campaign_id, c.id > after_id)
+                                .order_by(c.id).limit(limit)).mappings()
+            return [dict(r) for r in rows]
+
+    def pending_terminal_callbacks(self, campaign_id: int) -> list[dict[str, Any]]:
+        """Terminal callbacks recorded for attempts still open or unknown (replayed on resume)."""
+        c, a = t.callback_events.c, t.attempts.c
+        with self.read() as conn:
+            rows = conn.execute(select(t.callback_events)
+                                .join(t.attempts, a.id == c.attempt_id)
+                                .where(c.campaign_id == campaign_id, c.event_type == "terminal",
+                                       a.state.in_(("created", "placed", "unknown")))
+                                .order_by(c.id)).mappings()
+            return [dict(r) for r in rows]
+
+    def last_callback_id(self, campaign_id: int) -> int:
+        """The newest callback event id of a campaign (0 if none)."""
+        with self.read() as conn:
+            value = conn.execute(select(func.max(t.callback_events.c.id))
+                                 .where(t.callback_events.c.campaign_id == campaign_id)).scalar()
+            return int(value or 0)
 
     def count(self, table: str, **where: Any) -> int:
         """Row count of a table, filtered by equality (for tests and summaries)."""

@@ -24,7 +24,12 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MIGRATIONS: dict[int, list[str]] = {
+    # v1 -> v2: status callbacks (the callback_events table is created by create_all).
+    2: ["ALTER TABLE campaigns ADD COLUMN callback_token VARCHAR(64)",
+        "CREATE UNIQUE INDEX IF NOT EXISTS ix_campaigns_callback_token ON campaigns (callback_token)"],
+}
 
 meta = Table(
     "ledger_meta",
@@ -58,6 +63,7 @@ campaigns = Table(
     Column("status_reason", Text),
     Column("updated_at", Double, nullable=False),
     Column("input_summary", JSON),  # rejected / duplicates / suppressed counts of the last load
+    Column("callback_token", String(64), unique=True),  # secret path segment of the callback URL
 )
 
 runs = Table(
@@ -151,6 +157,21 @@ agent_leases = Table(
     # call we cannot look up (Make Call outcome unknown).
     Column("quarantine_until", Double),
 )
+
+callback_events = Table(
+    "callback_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id"), nullable=False),
+    Column("attempt_id", Integer, ForeignKey("attempts.id")),
+    Column("call_sid", String(64)),
+    Column("event_type", String(16), nullable=False),
+    # The same delivery repeated has the same key and is recorded once.
+    Column("dedupe_key", String(64), nullable=False, unique=True),
+    Column("received_at", Double, nullable=False),
+    Column("payload", JSON, nullable=False),
+)
+Index("ix_callback_events_campaign", callback_events.c.campaign_id, callback_events.c.id)
 
 events = Table(
     "events",

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ccm_tasks.callbacks import CallbackHub, callback_url, create_receiver_app
 from ccm_tasks.dialer.budget import ApiBudget
 from ccm_tasks.dialer.engine import CampaignEngine, EngineConfig
 from ccm_tasks.dialer.policy import Policy
 from ccm_tasks.dialer.window import DialWindow
 from ccm_tasks.exotel.client import CCMClient
+from ccm_tasks.exotel.models import StatusCallback
 from ccm_tasks.ledger import Ledger
 from ccm_tasks.simulator.scenario import Scenario
-from ccm_tasks.simulator.server import SimulatorServer
+from ccm_tasks.simulator.server import BackgroundServer, SimulatorServer
 
 
 @dataclass(frozen=True)
@@ -47,22 +50,70 @@ class Setup:
     engines: list[CampaignEngine] = field(default_factory=list)
 
 
+RECEIVERS: list[BackgroundServer] = []
+
+
 def make_engine(sim: SimulatorServer, ledger: Ledger, *, campaign: str, agents: list[RosterAgent],
                 people: list[dict[str, Any]], config: EngineConfig | None = None,
-                per_minute: int = 100000, client_kw: dict[str, Any] | None = None) -> CampaignEngine:
+                per_minute: int = 100000, client_kw: dict[str, Any] | None = None,
+                callbacks: bool | str = False) -> CampaignEngine:
+    """An engine on ``sim``. ``callbacks=True`` starts a receiver here (direct wake-up);
+    ``callbacks="<base url>"`` points Make Call at a receiver elsewhere (the ledger inbox)."""
     clock = sim.clock
     now = clock.time()
     config = config or EngineConfig(campaign=campaign, virtual_number="+918045680000", window=ALWAYS_OPEN)
     holder = ledger.register_holder(campaign)
     cid = ledger.upsert_campaign(campaign, definition_path="-", timezone="Asia/Kolkata", now=now)
+    hub = None
+    if callbacks:
+        token = ledger.callback_token(cid)
+        if callbacks is True:
+            hub = CallbackHub()
+            server = BackgroundServer(create_receiver_app(ledger, hub, clock=clock)).start()
+            RECEIVERS.append(server)
+            base = server.base_url
+        else:
+            base = str(callbacks)
+        url = callback_url(base, token)
+        config = dataclasses.replace(config, status_callbacks=(
+            StatusCallback(event="answered", url=url), StatusCallback(event="terminal", url=url)))
     assert ledger.claim_campaign(cid, holder, now) is None
     ledger.sync_customers(cid, people, now)
     run_id = ledger.start_run(cid, holder, now)
     budget = ApiBudget(per_minute, clock)
     client = CCMClient(**sim.client_settings(), clock=clock, gate=budget, **(client_kw or {}))
-    return CampaignEngine(config=config, ledger=ledger, client=client, budget=budget, clock=clock,
-                          campaign_id=cid, run_id=run_id, holder_id=holder, agents=agents,
-                          customers=ledger.customer_rows(cid))
+    engine = CampaignEngine(config=config, ledger=ledger, client=client, budget=budget, clock=clock,
+                            campaign_id=cid, run_id=run_id, holder_id=holder, agents=agents,
+                            customers=ledger.customer_rows(cid))
+    if hub is not None:
+        hub.subscribe(cid, engine.deliver_callback)
+    return engine
+
+
+def finish(engine: CampaignEngine) -> None:
+    """What a real run does at its end: give up the campaign and retire its holder."""
+    engine.ledger.release_campaign(engine.campaign_id, engine.holder_id, "done", None, engine.clock.time())
+    engine.ledger.retire_holder(engine.holder_id)
+
+
+def settle(sim: SimulatorServer, key: str, quiet: float = 0.3, limit: float = 10.0) -> int:
+    """Wait until a simulator counter stops changing (deliveries still in flight), return it."""
+    import time
+
+    value, since, deadline = sim.counters().get(key, 0), time.time(), time.time() + limit
+    while time.time() < deadline:
+        time.sleep(0.05)
+        now = sim.counters().get(key, 0)
+        if now != value:
+            value, since = now, time.time()
+        elif time.time() - since >= quiet:
+            break
+    return int(value)
+
+
+def stop_receivers() -> None:
+    while RECEIVERS:
+        RECEIVERS.pop().stop()
 
 
 def quick_config(campaign: str = "c1", **kw: Any) -> EngineConfig:

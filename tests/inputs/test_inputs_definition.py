@@ -105,7 +105,7 @@ def test_relative_paths_resolve_against_the_definition_folder(tmp_path: Path) ->
          "customers.default_region", "ISO region"),
         ({"schedule": {"cron": "0 10 * *"}}, "schedule.cron", "5 fields"),
         ({"schedule": {"cron": "0 25 * * *"}}, "schedule.cron", "hour: 25 is outside 0-23"),
-        ({"callbacks": {"enabled": True}}, "callbacks", "public_url is required"),
+        ({"callbacks": {"enabled": True, "listen": "8780"}}, "callbacks.listen", "host:port"),
         ({"callbacks": {"public_url": "http://ccm.example.com"}}, "callbacks.public_url", "https"),
         ({"api_budget_per_minute": 0}, "api_budget_per_minute", "greater than 0"),
         ({"dialer": {"average_handling_seconds": 0}}, "dialer.average_handling_seconds",

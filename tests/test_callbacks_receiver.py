@@ -1,0 +1,100 @@
+"""The status-callback receiver over real HTTP: every bad request gets a 4xx and changes nothing."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ccm_tasks.callbacks import CallbackHub, callback_url, create_receiver_app
+from ccm_tasks.ledger import Ledger
+from ccm_tasks.simulator.server import BackgroundServer
+from tests.support import spec_example
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    ledger = Ledger(tmp_path / "l.sqlite")
+    holder = ledger.register_holder("t")
+    cid = ledger.upsert_campaign("c1", definition_path="-", timezone="Asia/Kolkata", now=1.0)
+    ledger.sync_customers(cid, [{"customer_key": "+919953123456", "phone": "+919953123456"}], 1.0)
+    customer = ledger.customer_rows(cid)[0]
+    claim = ledger.claim(agent_key="agent-001", agent_name=None, holder_id=holder, campaign_id=cid,
+                         run_id=None, customer_id=customer.id, attempt_no=1, now=2.0)
+    assert claim.attempt_id and claim.attempt_uid
+    ledger.mark_placed(claim.attempt_id, agent_key="agent-001", call_sid="sid-1", details={}, now=3.0)
+    token = ledger.callback_token(cid)
+    hub = CallbackHub()
+    server = BackgroundServer(create_receiver_app(ledger, hub, max_body=16 * 1024)).start()
+    yield {"ledger": ledger, "url": callback_url(server.base_url, token), "base": server.base_url,
+           "uid": claim.attempt_uid, "token": token, "hub": hub, "campaign_id": cid}
+    server.stop()
+
+
+def payload(uid: str, event: str = "terminal", call_sid: str = "sid-1") -> dict[str, Any]:
+    body = copy.deepcopy(spec_example("mc_03_callback_terminal" if event == "terminal"
+                                      else "mc_01_callback_answered"))
+    body["call_details"].update({"custom_field": uid, "call_sid": call_sid})
+    return body
+
+
+def post(url: str, **kw: Any) -> httpx.Response:
+    return httpx.post(url, timeout=10, **kw)
+
+
+def test_a_valid_callback_is_recorded_once(setup: dict[str, Any]) -> None:
+    first = post(setup["url"], json=payload(setup["uid"]))
+    again = post(setup["url"], json=payload(setup["uid"]))
+    assert first.status_code == again.status_code == 200
+    assert first.json() == {"ok": True, "duplicate": False} and again.json()["duplicate"] is True
+    answered = post(setup["url"], json=payload(setup["uid"], "answered"))
+    assert answered.status_code == 200 and answered.json()["duplicate"] is False
+    assert setup["ledger"].count("callback_events") == 2
+
+
+async def test_the_dialer_in_this_process_is_told(setup: dict[str, Any]) -> None:
+    import asyncio
+
+    got: list[Any] = []
+    setup["hub"].subscribe(setup["campaign_id"], got.append)
+    await asyncio.to_thread(post, setup["url"], json=payload(setup["uid"]))
+    await asyncio.sleep(0.05)
+    assert len(got) == 1 and got[0].event_type == "terminal" and got[0].details.call_sid == "sid-1"
+
+
+@pytest.mark.parametrize(("make", "status"), [
+    (lambda s: post(s["base"] + "/v1/callbacks/not-the-token", json=payload(s["uid"])), 404),
+    (lambda s: post(s["url"][:-1] + "x", json=payload(s["uid"])), 404),
+    (lambda s: post(s["url"], content=b"{not json", headers={"content-type": "application/json"}), 400),
+    (lambda s: post(s["url"], json={"event_details": {"event_type": "ringing"}, "call_details": {}}), 422),
+    (lambda s: post(s["url"], json=[1, 2, 3]), 422),
+    (lambda s: post(s["url"], content=b"x" * (17 * 1024)), 413),
+    (lambda s: post(s["url"], content=iter([b"{" + b" " * 10_000, b" " * 10_000 + b"}"])), 413),
+    (lambda s: post(s["url"], json=payload("no-such-attempt", call_sid="other-sid")), 404),
+    (lambda s: post(s["url"], json=payload(s["uid"], call_sid="someone-elses-sid")), 409),
+])
+def test_bad_callbacks_get_4xx_and_change_nothing(setup: dict[str, Any], make: Any, status: int) -> None:
+    response = make(setup)
+    assert response.status_code == status, response.text
+    assert setup["ledger"].count("callback_events") == 0
+
+
+def test_the_token_never_reaches_the_logs(setup: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    post(setup["url"], json=payload(setup["uid"]))
+    post(setup["base"] + "/v1/callbacks/wrong", json=payload(setup["uid"]))
+    post(setup["url"], content=b"nope")
+    # The test's own httpx client plays Exotel and logs the URL it posts to; the receiver's side
+    # (our loggers and uvicorn's) must not.
+    ours = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    assert any(r.name == "ccm.callbacks" for r in ours)
+    assert all(setup["token"] not in r.getMessage() for r in ours)
+    # And should anything log it anyway, the redaction filter already knows it.
+    from ccm_tasks.redact import redaction_filter
+
+    assert setup["token"] not in redaction_filter().redact(f"url .../v1/callbacks/{setup['token']}")
