@@ -47,6 +47,19 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
                           policy=Policy(max_attempts=1, retry_on=frozenset(), max_agent_side_retries=0,
                                         customer_no_dial_max_retries=0),
                           max_pending_posts=spec.get("max_pending_posts", 8), status_callbacks=())
+    receiver = hub = None
+    if spec.get("callbacks"):
+        import dataclasses
+
+        from ccm_tasks.callbacks import CallbackHub, callback_url, create_receiver_app
+        from ccm_tasks.exotel.models import StatusCallback
+        from ccm_tasks.simulator.server import BackgroundServer
+
+        hub = CallbackHub()
+        receiver = BackgroundServer(create_receiver_app(ledger, hub, clock=clock)).start()
+        cb = callback_url(receiver.base_url, ledger.callback_token(cid))
+        config = dataclasses.replace(config, status_callbacks=(
+            StatusCallback(event="answered", url=cb), StatusCallback(event="terminal", url=cb)))
     budget = ApiBudget(spec["per_minute"], clock)
     client = CCMClient(base_url=url, api_key="sim-key", api_token="sim-token", account_sid="sim-account",
                        clock=clock, gate=budget, max_connections=100)
@@ -54,10 +67,14 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
     eng = CampaignEngine(config=config, ledger=ledger, client=client, budget=budget, clock=clock,
                          campaign_id=cid, run_id=run_id, holder_id=holder, agents=agents,
                          customers=ledger.customer_rows(cid))
+    if hub is not None:
+        hub.subscribe(cid, eng.deliver_callback)
     before, t0 = _usage(), time.perf_counter()
     result = await eng.run()
     after = _usage()
     await client.aclose()
+    if receiver is not None:
+        receiver.stop()
     return {"cpu": after["cpu"] - before["cpu"], "wall": time.perf_counter() - t0,
             "maxrss_mib": after["maxrss_mib"], "status": result.status, "placed": eng.placed,
             "requests": dict(client.stats), "rate_limited": budget.rate_limited}

@@ -5,7 +5,9 @@
     .venv/bin/python bench/bench_dialer.py --only c --customers 20000
 
 (a) 20 agents and (b) 200 agents on a 200 requests/min budget, 3-minute mean handling time, one
-simulated hour, against the simulator in its own process. Figures in simulated seconds from the
+simulated hour, against the simulator in its own process, three ways: the engine with status
+callbacks (the simulator POSTs them to a receiver in the engine's process), the engine polling
+only, and a naive dialer. Figures in simulated seconds from the
 simulator's dial log: agent utilisation, the gap between a call turning terminal and that agent's
 next Make Call (median, p95), API requests per attempt, 429s, overlaps. Baseline in the same run:
 a naive dialer (one loop per agent, a GET every 10 s, a plain token bucket at 200/min).
@@ -122,7 +124,12 @@ def polling_run(name: str, agents: int, minutes: int, scale: float, per_minute: 
     # The pool names agents agent-001..; the children use agent-0001.. for up to 9999 agents.
     scenario["agent_pool"]["user_id_prefix"] = "agent-0" if agents < 1000 else "agent-"
     rows = []
-    for label, kind, extra in (("engine", "engine", {}), ("naive 10 s poll", "bare", {"poll_every": 10.0})):
+    runs: list[tuple[str, str, dict[str, Any]]] = [
+        ("engine+callbacks", "engine", {"callbacks": True}),
+        ("engine, polling", "engine", {}),
+        ("naive 10 s poll", "bare", {"poll_every": 10.0}),
+    ]
+    for label, kind, extra in runs:
         proc, url = start_simulator(scenario)
         try:
             t0 = time.perf_counter()
