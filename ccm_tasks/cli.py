@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from ccm_tasks.redact import install_log_redaction
@@ -76,6 +77,42 @@ def _cmd_callbacks(args: argparse.Namespace) -> int:
     return serve_receiver(args.host, args.port, args.ledger)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from ccm_tasks import reports
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.paths import default_ledger_path
+
+    location = str(args.ledger or default_ledger_path())
+    if "://" not in location and not Path(location).expanduser().exists():
+        print(f"ccm report: no ledger at {location}", file=sys.stderr)  # never create an empty one
+        return 2
+    ledger = Ledger(location)
+    try:
+        if args.report == "campaign":
+            try:
+                campaign = reports.build_campaign_report(ledger, args.name, run_date=args.date)
+            except reports.UnknownCampaign as exc:
+                print(f"ccm report: {exc}", file=sys.stderr)
+                return 2
+            paths = reports.write_campaign_report(campaign)
+        else:
+            try:
+                zone = ZoneInfo(args.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                print(f"ccm report: unknown time zone {args.timezone!r}", file=sys.stderr)
+                return 2
+            day = args.date or datetime.now(zone).date()
+            paths = reports.write_daily_report(reports.build_daily_report(ledger, day, args.timezone))
+    finally:
+        ledger.close()
+    for path in paths:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="ccm", description="Outbound call campaigns on Exotel CCM.")
@@ -122,6 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rejects", type=Path, metavar="PATH",
                    help="where to write the rejects CSV (default: <name>-rejects.csv next to it)")
     p.set_defaults(handler=_cmd_validate)
+
+    p = sub.add_parser("report", help="rebuild reports from the ledger (campaign outcomes, daily calls)")
+    kinds = p.add_subparsers(dest="report", required=True, metavar="REPORT")
+    iso_date = date.fromisoformat
+    r = kinds.add_parser("campaign", help="outcomes.csv and outcomes.xlsx of one campaign")
+    r.add_argument("name", metavar="NAME", help="campaign name")
+    r.add_argument("--date", type=iso_date, metavar="YYYY-MM-DD",
+                   help="report folder date (default: the latest run's start, in the campaign's zone)")
+    r.add_argument("--ledger", help="ledger path or SQLAlchemy URL (default: $CCM_HOME/var/ledger.sqlite)")
+    r.set_defaults(handler=_cmd_report)
+    r = kinds.add_parser("daily", help="calls that ended on one date, across campaigns")
+    r.add_argument("--date", type=iso_date, metavar="YYYY-MM-DD", help="default: today in --timezone")
+    r.add_argument("--timezone", default="Asia/Kolkata", help="IANA zone of the day (default Asia/Kolkata)")
+    r.add_argument("--ledger", help="ledger path or SQLAlchemy URL (default: $CCM_HOME/var/ledger.sqlite)")
+    r.set_defaults(handler=_cmd_report)
     return parser
 
 

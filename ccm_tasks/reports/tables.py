@@ -1,0 +1,202 @@
+"""Report tables: a DataFrame plus how each column is shown, and the cell-safety rules all writers share.
+
+Column kinds (``Kind``) decide the rendering in every format:
+
+=============  ===========================  ==============================  ====================
+kind           DataFrame holds              XLSX                            CSV / Markdown
+=============  ===========================  ==============================  ====================
+text           str or missing               inline string                   as is (neutralised)
+int, float     numbers                      number                          number
+bool           bool                         boolean                         TRUE / FALSE
+datetime       naive local datetime64[s]    date ``yyyy-mm-dd hh:mm:ss``    ``2026-11-21 05:00:00``
+date           naive local datetime64[s]    date ``yyyy-mm-dd``             ``2026-11-21``
+duration       seconds                      seconds/86400, ``[h]:mm:ss``    seconds (``h:mm:ss`` in Markdown)
+percent        ratio 0..1                   ``0.0%``                        ratio (``45.6%`` in Markdown)
+change         signed number                ``+#,##0;-#,##0;0``             signed number
+rate_change    signed ratio                 ``+0.0%;-0.0%;0.0%``            ratio
+=============  ===========================  ==============================  ====================
+
+Times are shown in one IANA zone per table, named in the header: ``first_attempt (Asia/Kolkata)``.
+Times are truncated to the whole second (never rounded up), so a call that ended at 23:59:59.7 shows
+23:59:59 and lands on the same day as the daily report that counts it.
+
+Formula injection: a text cell that begins with ``=``, ``+``, ``-``, ``@``, tab or carriage return
+could be evaluated by Excel (customer spreadsheets feed names and notes into these reports). The rule
+is applied to *every* text cell, including the E.164 numbers we produce ourselves, because a rule
+with exceptions is one that breaks later, and because Excel mangles ``+919953123456`` in a CSV into
+the number 9.19953E+11 anyway:
+
+* CSV: the cell is prefixed with a single quote (``'+919953123456``, ``'=HYPERLINK(...)``). Excel
+  shows the quote but evaluates nothing and keeps the number whole; a program reading the CSV strips
+  one leading quote from cells that start with ``'`` followed by one of those characters.
+* XLSX: the cell is written as a string cell (never a formula) with the ``quotePrefix`` style, which
+  is exactly what Excel stores when a person types ``'=...``: it shows ``+919953123456`` without a
+  visible quote, and editing the cell does not turn it into a formula or a number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+Kind = Literal["text", "int", "float", "bool", "datetime", "date", "duration", "percent", "change",
+               "rate_change"]
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+"""A text cell starting with one of these is neutralised (see the module docstring)."""
+
+_TIME_KINDS = frozenset({"datetime", "date"})
+
+
+@dataclass(frozen=True)
+class Table:
+    """A report table: its rows, how each column is shown, and the zone its times are in."""
+
+    name: str
+    frame: pd.DataFrame
+    kinds: Mapping[str, Kind] = field(default_factory=dict)
+    timezone: str = "UTC"
+
+    def kind(self, column: str) -> Kind:
+        """How a column is shown; columns not listed are typed by their dtype (text by default)."""
+        kind = self.kinds.get(column)
+        if kind is not None:
+            return kind
+        dtype = self.frame[column].dtype
+        if pd.api.types.is_bool_dtype(dtype):
+            return "bool"
+        if pd.api.types.is_integer_dtype(dtype):
+            return "int"
+        if pd.api.types.is_float_dtype(dtype):
+            return "float"
+        return "text"
+
+    def header(self, column: str, *, for_csv: bool = False) -> str:
+        """The column's header: times name their zone; XLSX durations drop the ``_s`` (seconds) suffix
+        because the cell shows h:mm:ss, while CSV keeps plain seconds under the ``_s`` name."""
+        kind = self.kind(column)
+        if kind in _TIME_KINDS:
+            return f"{column} ({self.timezone})"
+        if kind == "duration" and not for_csv and column.endswith("_s"):
+            return column[:-2]
+        return column
+
+
+def is_formula_like(text: str) -> bool:
+    """Whether Excel could evaluate this text if it were typed into a cell."""
+    return text.startswith(FORMULA_TRIGGERS)
+
+
+def csv_safe(text: str) -> str:
+    """The text as a CSV cell that Excel will not evaluate."""
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def csv_safe_series(values: pd.Series) -> pd.Series:
+    """:func:`csv_safe` over a column (missing values stay missing)."""
+    cells = [("'" + v if v.startswith(FORMULA_TRIGGERS) else v) if isinstance(v, str)
+             else None if v is None or v != v else csv_safe(str(v))
+             for v in values.tolist()]
+    return pd.Series(cells, index=values.index, dtype="object")
+
+
+def safe_name(text: str) -> str:
+    """A folder name from a campaign name: no separators, no ``..`` (names come from the ledger)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip(".")
+    return cleaned or "_"
+
+
+# --------------------------------------------------------------------------- times
+
+
+def local_times(epoch: pd.Series, timezone: str) -> pd.Series:
+    """Epoch seconds -> naive local datetime64[s] in ``timezone``, truncated to the second."""
+    seconds = np.floor(epoch.to_numpy(dtype="float64", na_value=np.nan))
+    utc = pd.to_datetime(seconds, unit="s", utc=True)
+    local = utc.tz_convert(ZoneInfo(timezone)).tz_localize(None).astype("datetime64[s]")
+    return pd.Series(local, index=epoch.index)
+
+
+def local_dates(epoch: pd.Series, timezone: str) -> pd.Series:
+    """Epoch seconds -> the local calendar date (as midnight datetime64[s]) in ``timezone``."""
+    return local_times(epoch, timezone).dt.floor("D")
+
+
+def local_datetime(epoch: float | None, timezone: str) -> datetime | None:
+    """One epoch time as a naive local datetime (truncated to the second)."""
+    if epoch is None or epoch != epoch:
+        return None
+    aware = datetime.fromtimestamp(float(np.floor(epoch)), tz=ZoneInfo(timezone))
+    return aware.replace(tzinfo=None)
+
+
+def day_bounds(day: date, timezone: str) -> tuple[float, float]:
+    """Epoch seconds [start, end) of a calendar day in ``timezone`` (23 or 25 hours across DST)."""
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    end = datetime.combine(date.fromordinal(day.toordinal() + 1), time(0), tzinfo=zone)
+    return start.timestamp(), end.timestamp()
+
+
+def hms(seconds: float | None) -> str:
+    """Seconds as h:mm:ss (Markdown); the sign is kept."""
+    if seconds is None or seconds != seconds:
+        return ""
+    sign = "-" if seconds < 0 else ""
+    total = int(abs(seconds))
+    return f"{sign}{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
+
+
+def display(value: Any, kind: Kind) -> str:
+    """A value as Markdown/console text."""
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+        return ""
+    if kind == "duration":
+        return hms(float(value))
+    if kind == "percent":
+        return f"{float(value) * 100:.1f}%"
+    if kind == "rate_change":
+        return f"{float(value) * 100:+.1f} pp"
+    if kind == "change":
+        return f"{value:+,.0f}" if isinstance(value, float) else f"{int(value):+,d}"
+    if kind == "datetime":
+        return str(pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S"))
+    if kind == "date":
+        return str(pd.Timestamp(value).strftime("%Y-%m-%d"))
+    if kind == "bool":
+        return "yes" if bool(value) else "no"
+    if kind == "float":
+        return f"{float(value):,.2f}"
+    if kind == "int":
+        return f"{int(value):,d}"
+    return str(value)
+
+
+def markdown_table(table: Table, columns: list[str] | None = None, *, limit: int | None = None) -> str:
+    """A Markdown table (pipes and line breaks in cells escaped; numbers right-aligned)."""
+    columns = columns or list(table.frame.columns)
+    kinds = [table.kind(c) for c in columns]
+    head = "| " + " | ".join(_md_cell(table.header(c)) for c in columns) + " |"
+    align = "| " + " | ".join("---" if k == "text" else "---:" for k in kinds) + " |"
+    lines = [head, align]
+    frame = table.frame if limit is None else table.frame.head(limit)
+    for row in frame[columns].itertuples(index=False, name=None):
+        lines.append("| " + " | ".join(_md_cell(display(v, k)) for v, k in zip(row, kinds, strict=True))
+                     + " |")
+    if limit is not None and len(table.frame) > limit:
+        lines.append(f"\n({len(table.frame) - limit} more rows in the workbook)")
+    return "\n".join(lines)
+
+
+def _md_cell(text: str) -> str:
+    # Cells come from customer spreadsheets and agent rosters: keep them from breaking the table or
+    # injecting HTML into the rendered artifact.
+    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+            .replace("\r", " ").replace("\n", " "))

@@ -1,0 +1,114 @@
+"""Real SQLite ledgers for report tests, built through the Ledger API with exact times."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ccm_tasks.ledger import CustomerUpdate, Ledger
+
+
+def epoch(text: str) -> float:
+    """An ISO time with zone (``2026-11-20T23:30:00Z``) as epoch seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
+
+
+class LedgerBuilder:
+    """Campaigns, customers and calls written with the same Ledger calls the dialer makes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ledger = Ledger(path)
+        self.holder = self.ledger.register_holder("report tests")
+        self.customer_ids: dict[tuple[int, str], int] = {}
+
+    def campaign(self, name: str, phones: Sequence[str], *, at: float, timezone: str = "Asia/Kolkata",
+                 extras: Sequence[Mapping[str, str | None]] | None = None,
+                 input_summary: Mapping[str, int] | None = None) -> tuple[int, int]:
+        """A campaign with its customers and one run started at ``at``; returns (campaign id, run id)."""
+        cid = self.ledger.upsert_campaign(name, definition_path=f"{name}.yaml", timezone=timezone, now=at,
+                                          input_summary=input_summary or {})
+        rows = [{"customer_key": p, "phone": p, "source_file": f"{name}.xlsx", "source_sheet": "Sheet1",
+                 "source_row": i + 2, "extra": dict(extras[i]) if extras else {}}
+                for i, p in enumerate(phones)]
+        self.ledger.sync_customers(cid, rows, at)
+        for row in self.ledger.customer_rows(cid):
+            self.customer_ids[(cid, row.customer_key)] = row.id
+        run_id = self.ledger.start_run(cid, self.holder, at)
+        return cid, run_id
+
+    def _claim(self, cid: int, run_id: int, phone: str, agent: str, at: float,
+               attempt_no: int) -> tuple[int, int]:
+        customer_id = self.customer_ids[(cid, phone)]
+        claim = self.ledger.claim(agent_key=agent, agent_name=f"Agent {agent}", holder_id=self.holder,
+                                  campaign_id=cid, run_id=run_id, customer_id=customer_id,
+                                  attempt_no=attempt_no, now=at)
+        assert claim.ok and claim.attempt_id is not None, claim
+        return claim.attempt_id, customer_id
+
+    def call(self, cid: int, run_id: int, phone: str, agent: str, *, at: float, status: str = "completed",
+             talk: int | None = 60, duration: int = 90, end_time: bool = True,
+             recordings: list[str] | None = None, customer_state: str = "done", attempt_no: int = 1,
+             customer_attempts: int = 1, confirm_delay: float = 5.0) -> int:
+        """A call created at ``at`` that ends ``duration`` s after it starts (at + 1); the customer
+        moves to ``customer_state``."""
+        attempt_id, customer_id = self._claim(cid, run_id, phone, agent, at, attempt_no)
+        self.ledger.mark_placed(attempt_id, agent_key=agent, call_sid=f"CA{attempt_id:06d}", details={},
+                                now=at + 1)
+        summary: dict[str, Any] = {
+            "call_status": status, "agent_leg_status": "completed",
+            "customer_leg_status": "completed" if status == "completed" else "no-answer",
+            "start_time": at + 1, "end_time": at + 1 + duration if end_time else None,
+            "total_talk_time": talk, "total_duration": duration, "recordings": recordings}
+        done = customer_state == "done"
+        update = CustomerUpdate(state=customer_state, final_status=status if done else None,
+                                last_status=status, attempts=customer_attempts, agent_side_retries=0,
+                                no_dial_retries=0, next_attempt_at=None if done else at + 1800)
+        self.ledger.complete_attempt(attempt_id, details={"call_status": status}, summary=summary,
+                                     customer_id=customer_id, customer=update, agent_key=agent, release=True,
+                                     now=at + 1 + duration + confirm_delay)
+        return attempt_id
+
+    def rejected(self, cid: int, run_id: int, phone: str, agent: str, *, at: float,
+                 attempt_no: int = 1) -> int:
+        """A Make Call the API refused (nothing rang); the customer stays pending."""
+        attempt_id, customer_id = self._claim(cid, run_id, phone, agent, at, attempt_no)
+        update = CustomerUpdate(state="pending", final_status=None, last_status=None, attempts=0,
+                                agent_side_retries=0, no_dial_retries=0, next_attempt_at=at)
+        self.ledger.mark_rejected(attempt_id, agent_key=agent, holder_id=self.holder, customer_id=customer_id,
+                                  customer=update, category="agent_busy", code=10706,
+                                  message="agent is on another call", now=at + 0.5)
+        return attempt_id
+
+    def unknown(self, cid: int, run_id: int, phone: str, agent: str, *, at: float) -> int:
+        """A Make Call whose outcome is unknown; the agent's quarantine is then over."""
+        attempt_id, customer_id = self._claim(cid, run_id, phone, agent, at, 1)
+        update = CustomerUpdate(state="done", final_status="unknown", last_status="unknown", attempts=1,
+                                agent_side_retries=0, no_dial_retries=0, next_attempt_at=None)
+        self.ledger.mark_unknown(attempt_id, agent_key=agent, customer_id=customer_id, customer=update,
+                                 message="read timeout", quarantine_until=at + 600, now=at + 30)
+        self.ledger.release_lease(agent, self.holder)
+        return attempt_id
+
+    def stuck(self, cid: int, run_id: int, phone: str, agent: str, *, at: float) -> int:
+        """A placed call reported stuck (its agent stays leased)."""
+        attempt_id, _ = self._claim(cid, run_id, phone, agent, at, 1)
+        self.ledger.mark_placed(attempt_id, agent_key=agent, call_sid=f"CA{attempt_id:06d}", details={},
+                                now=at + 1)
+        self.ledger.mark_stuck(attempt_id, at + 3600)
+        return attempt_id
+
+    def in_flight(self, cid: int, run_id: int, phone: str, agent: str, *, at: float) -> int:
+        """An attempt written, its Make Call not yet answered."""
+        attempt_id, _ = self._claim(cid, run_id, phone, agent, at, 1)
+        return attempt_id
+
+    def withdraw(self, cid: int, keep: Sequence[str], at: float) -> None:
+        """Re-sync with only ``keep``: pending customers not in it are withdrawn."""
+        self.ledger.sync_customers(cid, [{"customer_key": p, "phone": p} for p in keep], at)
+
+    def finish_run(self, run_id: int, at: float, status: str = "completed") -> None:
+        """Close a run."""
+        self.ledger.finish_run(run_id, status, "all customers final", {}, at)
