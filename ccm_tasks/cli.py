@@ -113,6 +113,64 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from ccm_tasks.logs import configure_logging
+
+    configure_logging()
+    if not os.environ.get("PREFECT_API_URL"):
+        print("ccm serve: schedules need a Prefect server (the temporary one has no scheduler).\n"
+              "  prefect server start            # in another terminal\n"
+              "  export PREFECT_API_URL=http://127.0.0.1:4200/api\n"
+              "then run `ccm serve` again.", file=sys.stderr)
+        return 2
+    from prefect import serve
+
+    from flows.schedules import all_deployments
+
+    deployments = asyncio.run(all_deployments(args.campaigns, args.ledger, daily=not args.no_daily,
+                                              daily_cron=args.daily_cron,
+                                              daily_timezone=args.daily_timezone))
+    if not deployments:
+        print(f"ccm serve: nothing to serve: no campaign under {args.campaigns} has a schedule",
+              file=sys.stderr)
+        return 2
+    for d in deployments:
+        print(f"serving {d.flow_name}/{d.name}: {d.schedules[0].schedule if d.schedules else 'no schedule'}")
+    serve(*deployments)
+    return 0
+
+
+def _cmd_agents(args: argparse.Namespace) -> int:
+    import time
+
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.paths import default_ledger_path
+
+    location = str(args.ledger or default_ledger_path())
+    if "://" not in location and not Path(location).expanduser().exists():
+        print(f"ccm agents: no ledger at {location}", file=sys.stderr)
+        return 2
+    ledger = Ledger(location)
+    if args.action == "release":
+        if not args.reason:
+            print("ccm agents release: say why with --reason (it is recorded)", file=sys.stderr)
+            return 2
+        released = ledger.force_release(args.agent, time.time(), args.reason)
+        print(f"released {args.agent}" if released else f"{args.agent} holds no lease")
+        return 0 if released else 1
+    leases = ledger.leases()
+    if not leases:
+        print("no agent is leased")
+    for lease in leases:
+        what = ("quarantined (Make Call outcome unknown)" if lease["quarantine_until"]
+                else f"on call {lease['call_sid']}" if lease["call_sid"] else "placing a call")
+        holder = "running" if lease["holder_alive"] else "holder gone"
+        print(f"{lease['agent_key']:24} {what}; attempt {lease['attempt_id']}; {holder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="ccm", description="Outbound call campaigns on Exotel CCM.")
@@ -141,6 +199,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-prefect", action="store_true",
                    help="run the library directly, without a Prefect flow run")
     p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("serve", help="serve scheduled campaigns and the daily report (needs Prefect server)")
+    p.add_argument("--campaigns", type=Path, default=Path("campaigns"), help="folder of definitions")
+    p.add_argument("--ledger", help="ledger path or URL (default: $CCM_HOME/var/ledger.sqlite)")
+    p.add_argument("--daily-cron", default="30 21 * * *", help="when the daily report runs")
+    p.add_argument("--daily-timezone", default="Asia/Kolkata")
+    p.add_argument("--no-daily", action="store_true", help="do not serve the daily report")
+    p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("agents", help="show agent leases; release one whose call was confirmed by hand")
+    p.add_argument("action", nargs="?", choices=["list", "release"], default="list")
+    p.add_argument("agent", nargs="?", help="agent key (user_id or contact uri) to release")
+    p.add_argument("--reason", help="why the lease is released (recorded in the ledger's events)")
+    p.add_argument("--ledger", help="ledger path or URL (default: $CCM_HOME/var/ledger.sqlite)")
+    p.set_defaults(handler=_cmd_agents)
 
     p = sub.add_parser("callbacks", help="receive Exotel status callbacks for every campaign in the ledger")
     p.add_argument("--host", default="127.0.0.1")

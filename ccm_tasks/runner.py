@@ -190,6 +190,7 @@ class PreparedRun:
     rejects_path: Path | None
     started_at: float
     receiver: Receiver | None = None
+    report: Any = None  # the campaign report written at the end (ccm_tasks.reports.CampaignReport)
     result: RunResult | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     _task: asyncio.Task[RunResult] | None = None
@@ -215,6 +216,9 @@ class PreparedRun:
             await self._close()
         return self.summary
 
+    def _write_report(self) -> list[str]:
+        return _write_report_of(self)
+
     async def _close(self) -> None:
         now = self.clock.time()
         result = self.result
@@ -225,11 +229,24 @@ class PreparedRun:
             self.ledger.finish_run(self.run_id, status, reason, self.summary, now)
             self.ledger.release_campaign(self.campaign_id, self.holder_id, status, reason, now)
             self.ledger.retire_holder(self.holder_id)
-            self.summary["files"] = write_run_summary(self.summary, self.definition, self.started_at)
+            self.summary["files"] = self._write_report() + write_run_summary(
+                self.summary, self.definition, self.started_at)
         finally:
             if self.receiver is not None:
                 self.receiver.close()
             await self.target.aclose()
+
+
+def _write_report_of(run: PreparedRun) -> list[str]:
+    from ccm_tasks.reports import build_campaign_report, write_campaign_report
+
+    try:
+        run.report = build_campaign_report(run.ledger, run.definition.name)
+        return [str(p) for p in write_campaign_report(run.report)]
+    except Exception as exc:  # the run's outcome is in the ledger; `ccm report` can rebuild this
+        log.error("the campaign report could not be written (%s); rebuild it with "
+                  "`ccm report campaign %s`", exc, run.definition.name)
+        return []
 
 
 async def prepare_run(definition_path: str | Path, *, ledger_path: str | Path | None = None,
@@ -386,7 +403,8 @@ def render_summary(summary: dict[str, Any]) -> str:
     if summary.get("rejects_file"):
         lines.append(f"  set-aside rows: {summary['rejects_file']}")
     for f in summary.get("files") or []:
-        lines.append(f"  summary: {f}")
+        label = "report" if f.endswith((".xlsx", ".csv")) else "summary"
+        lines.append(f"  {label}: {f}")
     return "\n".join(lines)
 
 

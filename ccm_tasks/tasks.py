@@ -33,3 +33,20 @@ def validate_campaign(definition: str | Path) -> dict[str, Any]:
 
     report = preflight(definition)
     return {"ok": report.ok, "text": report.render()}
+
+
+@task(name="daily-report", cache_policy=NO_CACHE)
+def write_daily_report_task(day: str, timezone: str, ledger: str | None = None) -> tuple[str, list[str]]:
+    """Build and write the daily report; returns its Markdown and the paths written."""
+    from datetime import date
+
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.paths import default_ledger_path
+    from ccm_tasks.reports import build_daily_report, daily_report_markdown, write_daily_report
+
+    book = Ledger(ledger or default_ledger_path())
+    try:
+        report = build_daily_report(book, date.fromisoformat(day), timezone)
+        return daily_report_markdown(report), [str(p) for p in write_daily_report(report)]
+    finally:
+        book.close()

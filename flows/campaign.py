@@ -15,11 +15,13 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import (
     acreate_markdown_artifact,
     acreate_progress_artifact,
+    acreate_table_artifact,
     aupdate_progress_artifact,
 )
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
+from ccm_tasks.reports import campaign_report_markdown, campaign_report_table
 from ccm_tasks.runner import PreparedRun, summary_markdown
 from ccm_tasks.tasks import prepare_campaign
 
@@ -33,7 +35,8 @@ async def run_campaign(definition: str, ledger: str | None = None, wait_for_wind
     logger = get_run_logger()
     prepared = ATTACHED_RUN.get()
     if prepared is None:
-        state = await prepare_campaign(definition, ledger, wait_for_window, return_state=True)
+        # An async task called from an async flow is awaited; Prefect's stubs type it as the result.
+        state = await prepare_campaign(definition, ledger, wait_for_window, return_state=True)  # type: ignore[misc]
         if not state.is_completed():
             logger.error("The campaign cannot run: %s", state.message)
             return Failed(message=f"cannot run: {state.message}")
@@ -48,7 +51,13 @@ async def run_campaign(definition: str, ledger: str | None = None, wait_for_wind
     finally:
         publisher.cancel()
         await asyncio.gather(publisher, return_exceptions=True)
-    await acreate_markdown_artifact(summary_markdown(summary), key=f"{prepared.definition.name}-run-summary",
+    name = prepared.definition.name
+    markdown = summary_markdown(summary)
+    if prepared.report is not None:
+        markdown += "\n" + campaign_report_markdown(prepared.report)
+        await acreate_table_artifact(campaign_report_table(prepared.report), key=f"{name}-outcomes",
+                                     description="Customers by final status")
+    await acreate_markdown_artifact(markdown, key=f"{name}-run-summary",
                                     description=f"Run summary: {summary['status']}")
     if summary["exit_code"]:
         return Failed(message=f"{summary['status']}: {summary['reason']}", data=summary)

@@ -32,7 +32,14 @@ def test_run_without_credentials_is_simulated_and_says_so(tmp_path: Path) -> Non
     out = ccm("run", "--no-prefect", str(definition), env=clean_env(tmp_path, CCM_SIM_TIME_SCALE="2000"))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Calls are SIMULATED" in out.stdout and "every customer has a final outcome" in out.stdout
-    assert (tmp_path / "reports" / "tiny").is_dir() and (tmp_path / "var" / "ledger.sqlite").exists()
+    assert (tmp_path / "var" / "ledger.sqlite").exists()
+    # The run ends by writing the campaign report, and says where it is.
+    (xlsx,) = (tmp_path / "reports" / "tiny").glob("*/outcomes.xlsx")
+    assert f"report: {xlsx}" in out.stdout and xlsx.with_suffix(".csv").exists()
+    from openpyxl import load_workbook
+
+    book = load_workbook(xlsx, read_only=True)
+    assert {"Outcomes", "Attempts", "Summary", "Agents"} <= set(book.sheetnames)
     assert "Traceback" not in out.stderr
     for number in NUMBERS:  # phone numbers never appear unmasked in what the command prints
         assert number not in out.stdout + out.stderr
@@ -80,3 +87,10 @@ def test_run_through_prefect_is_quiet_and_starts_calling_at_once(tmp_path: Path)
     startup = first_call_real - real_t0
     print(f"first call {startup:.1f}s after `ccm run` started")
     assert startup < 8.0
+
+
+def test_serve_without_a_prefect_server_explains_what_to_do(tmp_path: Path) -> None:
+    out = ccm("serve", "--campaigns", str(tmp_path), env=clean_env(tmp_path))
+    assert out.returncode == 2
+    assert "prefect server start" in out.stderr and "PREFECT_API_URL" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -211,3 +211,22 @@ def test_many_processes_can_open_a_new_ledger_at_once(tmp_path) -> None:  # type
                               stderr=subprocess.PIPE, text=True) for _ in range(6)]
     outs = [p.communicate(timeout=60) for p in procs]
     assert [o[0].strip() for o in outs] == ["ok"] * 6, [o[1][-300:] for o in outs]
+
+
+def test_operator_lists_and_releases_a_stuck_agent(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from ccm_tasks.cli import main
+    from ccm_tasks.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "l.sqlite")
+    holder = ledger.register_holder("t")
+    cid = ledger.upsert_campaign("c", definition_path="-", timezone="Asia/Kolkata", now=1.0)
+    ledger.sync_customers(cid, [{"customer_key": "+911", "phone": "+911"}], 1.0)
+    claim = ledger.claim(agent_key="agent-007", agent_name=None, holder_id=holder, campaign_id=cid,
+                         run_id=None, customer_id=ledger.customer_rows(cid)[0].id, attempt_no=1, now=2.0)
+    ledger.mark_placed(claim.attempt_id or 0, agent_key="agent-007", call_sid="sid-9", details={}, now=3.0)
+    assert main(["agents", "--ledger", str(tmp_path / "l.sqlite")]) == 0
+    assert "agent-007" in capsys.readouterr().out
+    assert main(["agents", "release", "agent-007", "--ledger", str(tmp_path / "l.sqlite")]) == 2  # no reason
+    assert main(["agents", "release", "agent-007", "--reason", "call ended, confirmed with Exotel support",
+                 "--ledger", str(tmp_path / "l.sqlite")]) == 0
+    assert ledger.leases() == [] and ledger.count("events", kind="lease_released_by_operator") == 1
