@@ -6,8 +6,9 @@ requests per minute, and a bucket that allowed a full burst on top of a full min
 
 Make Call requests are served before Get Call Details requests (a POST keeps an agent busy; a poll
 only tells us sooner), but polls always get at least ``min_get_share`` of the grants while both wait,
-so following live calls never starves. A 429 shrinks the rate (x0.8, floor 25%) and pauses grants for
-``Retry-After``; every quiet minute gives back 5% of the nominal rate.
+so following live calls never starves. A 429 shrinks the rate (x0.8, floor 25%; once per episode, not
+once per request that was already in flight) and pauses grants for ``Retry-After``; every quiet minute
+gives back 5% of the nominal rate.
 """
 
 from __future__ import annotations
@@ -69,11 +70,17 @@ class ApiBudget:
             raise
 
     def on_rate_limited(self, retry_after: float | None) -> None:
-        """The server said 429: our idea of the budget was too generous."""
+        """The server said 429: our idea of the budget was too generous.
+
+        Requests already in flight when the first 429 comes back meet the same full window, so the
+        429s of one episode (those arriving while grants are paused by an earlier one) shrink the
+        rate once, as TCP halves its window once per loss event, not once per lost packet.
+        """
         now = self.clock.time()
         self.rate_limited += 1
+        if now >= self._blocked_until:
+            self.factor = max(0.25, self.factor * 0.8)
         self._last_429 = now
-        self.factor = max(0.25, self.factor * 0.8)
         self._blocked_until = max(self._blocked_until, now + (retry_after if retry_after else 1.0))
         self._tokens = min(self._tokens, 0.0)
 
