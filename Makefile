@@ -26,8 +26,12 @@ lint: install
 	$(BIN)/ruff check ccm_tasks flows tests bench
 	$(BIN)/mypy
 
+# Benchmarks print figures beside a baseline measured in the same run (about an hour in all;
+# run on a quiet machine). Each script has --help for shorter runs.
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python bench/bench_inputs.py
+	$(BIN)/python bench/bench_dialer.py
+	$(BIN)/python bench/bench_reports.py
 
 # Regenerate the pinned set after changing dependency ranges in pyproject.toml.
 lock:
