@@ -124,8 +124,13 @@ async def bare(spec: dict[str, Any]) -> dict[str, Any]:
                 n = queue.pop()
                 await take()
                 counts["post"] += 1
-                async with in_flight:
-                    r = await _post(http, i, n)
+                try:
+                    async with in_flight:
+                        r = await _post(http, i, n)
+                except httpx.TransportError:
+                    # Sent, answer lost: a careful loop never re-POSTs (it could ring twice).
+                    counts["post_lost"] = counts.get("post_lost", 0) + 1
+                    continue
                 if r.status_code != 200:
                     key = "429" if r.status_code == 429 else "post_errors"
                     counts[key] = counts.get(key, 0) + 1
@@ -138,8 +143,12 @@ async def bare(spec: dict[str, Any]) -> dict[str, Any]:
                         await clock.sleep(poll)
                     await take()
                     counts["get"] += 1
-                    async with in_flight:
-                        g = await http.get(f"/v2/accounts/sim-account/calls/{sid}")
+                    try:
+                        async with in_flight:
+                            g = await http.get(f"/v2/accounts/sim-account/calls/{sid}")
+                    except httpx.TransportError:
+                        counts["get_lost"] = counts.get("get_lost", 0) + 1
+                        continue
                     if g.status_code == 200 and g.json()["response"]["data"]["call_state"] == "terminal":
                         break
                     if g.status_code == 429:
