@@ -187,3 +187,59 @@ def test_undecodable_text_is_one_error(tmp_path: Path) -> None:
     path.write_bytes(b"Name,Phone\n" + b"A,9953123456\n" * 6000 + b"\x81\x8d\x8f,9953123457\n")
     with pytest.raises(InputFileError, match="neither UTF-8 nor Windows-1252"):
         read_tables(path)
+
+
+def _write_ods(path: Path, sheets: dict[str, list[list[object]]]) -> Path:
+    """A minimal OpenDocument spreadsheet, built by hand (no writer library needed for a fixture):
+    numbers as float cells, everything else as string cells."""
+    import zipfile
+    from xml.sax.saxutils import escape, quoteattr
+
+    def cell(value: object) -> str:
+        if isinstance(value, int | float):
+            return (f'<table:table-cell office:value-type="float" office:value="{value!r}">'
+                    f"<text:p>{value!r}</text:p></table:table-cell>")
+        return (f'<table:table-cell office:value-type="string"><text:p>{escape(str(value))}</text:p>'
+                "</table:table-cell>")
+
+    tables = "".join(
+        f"<table:table table:name={quoteattr(name)}>"
+        + "".join(f"<table:table-row>{''.join(cell(v) for v in row)}</table:table-row>" for row in rows)
+        + "</table:table>"
+        for name, rows in sheets.items())
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2">'
+        f"<office:body><office:spreadsheet>{tables}</office:spreadsheet></office:body>"
+        "</office:document-content>")
+    manifest = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" '
+        'manifest:version="1.2">'
+        '<manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        "</manifest:manifest>")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet")
+        z.writestr("content.xml", content, compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("META-INF/manifest.xml", manifest, compress_type=zipfile.ZIP_DEFLATED)
+    return path
+
+
+def test_ods_workbook_reads_like_xlsx(tmp_path: Path) -> None:
+    # LibreOffice users save .ods; calamine reads it the same way, sheets and number cells included.
+    path = _write_ods(tmp_path / "w.ods", {
+        "North": [["Phone", "Name"], [9953123456, "Zoë"], [919953123457.0, "B"]],
+        "South": [["Phone", "Name"], ["+91 99531 23458", "C"]],
+    })
+    [first] = read_tables(path)
+    assert (first.sheet, first.headers) == ("North", ["Phone", "Name"])
+    assert list(first.columns[0]) == ["9953123456", "919953123457"]
+    assert list(first.columns[1]) == ["Zoë", "B"]
+    assert list(first.rows) == [2, 3]
+    assert [t.sheet for t in read_tables(path, "*")] == ["North", "South"]
+    with pytest.raises(InputFileError, match=r"no sheet named 'West'"):
+        read_tables(path, "West")
