@@ -242,16 +242,19 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
     headers = np.array([p.phone_header for p in parts], dtype=object)
 
     def take(column: Callable[[_Part], npt.NDArray[Any] | None], at: IntArray) -> npt.NDArray[Any]:
-        """A per-part column at valid-space positions ``at`` (None where a part lacks it)."""
-        pieces = []
+        """A per-part column at valid-space positions ``at``, in the order of ``at`` (which need not
+        be sorted: first occurrences are not); None where a part lacks the column."""
+        if len(parts) == 1:
+            values = column(parts[0])
+            return values[local[at]] if values is not None else np.full(len(at), None, dtype=object)
+        out = np.full(len(at), None, dtype=object)
+        owner = part_of[at]
         for i, part in enumerate(parts):
-            mine = at[part_of[at] == i] if len(parts) > 1 else at
             values = column(part)
-            pieces.append(values[local[mine]] if values is not None
-                          else np.full(len(mine), None, dtype=object))
-        if not pieces:
-            return np.zeros(0, dtype=object)
-        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+            if values is not None:
+                mine = owner == i
+                out[mine] = values[local[at[mine]]]
+        return out
 
     # A hash look-up against the (small) list; np.isin would sort the whole key column.
     suppressed = (
@@ -279,14 +282,20 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
         part.count.suppressed = int(suppressed_per_part[i])
         part.count.duplicates = int(duplicates_per_part[i])
 
+    def located(at: IntArray) -> dict[str, Any]:
+        """Where rows ``at`` are, as the user sees them, with the cell and its number."""
+        return {
+            "file": files[part_of[at]],
+            "sheet": sheets[part_of[at]],
+            "row": take(lambda p: p.rows, at).astype(np.int64),
+            "column": headers[part_of[at]],
+            "value": take(lambda p: p.raw, at),
+            "customer_key": take(lambda p: p.e164, at),
+        }
+
     first_rows = take(lambda p: p.rows, first).astype(np.int64)
     duplicates = pd.DataFrame({
-        "file": files[part_of[duplicate]],
-        "sheet": sheets[part_of[duplicate]],
-        "row": take(lambda p: p.rows, duplicate).astype(np.int64),
-        "column": headers[part_of[duplicate]],
-        "value": take(lambda p: p.raw, duplicate),
-        "customer_key": take(lambda p: p.e164, duplicate),
+        **located(duplicate),
         "first_file": files[part_of[first]],
         "first_sheet": sheets[part_of[first]],
         "first_row": first_rows,
@@ -299,12 +308,7 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
 
     listed = [dnc.sources.get(int(k), ("", "", 0)) for k in key[hidden].tolist()]
     suppressed_frame = pd.DataFrame({
-        "file": files[part_of[hidden]],
-        "sheet": sheets[part_of[hidden]],
-        "row": take(lambda p: p.rows, hidden).astype(np.int64),
-        "column": headers[part_of[hidden]],
-        "value": take(lambda p: p.raw, hidden),
-        "customer_key": take(lambda p: p.e164, hidden),
+        **located(hidden),
         "dnc_file": [s[0] for s in listed],
         "dnc_sheet": [s[1] for s in listed],
         "dnc_row": np.array([s[2] for s in listed], dtype=np.int64),

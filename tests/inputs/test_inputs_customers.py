@@ -198,6 +198,23 @@ def test_duplicates_across_files_and_sheets_first_occurrence_wins(
     assert [s.duplicates for s in inputs.sources] == [1, 1, 1]
 
 
+def test_duplicate_points_at_its_first_occurrence_when_firsts_are_out_of_file_order(
+    tmp_path: Path, write_csv: WriteCsv, make_campaign: MakeCampaign
+) -> None:
+    # The first occurrences of b.csv's duplicates are in b.csv (row 3) and a.csv (row 2), in that
+    # order: the report must pair each duplicate with its own first occurrence.
+    write_csv(tmp_path / "a.csv", [["Phone"], ["9953123401"]])
+    write_csv(tmp_path / "b.csv", [["Phone"], ["9953123499"], ["9953123402"], ["9953123402"],
+                                   ["9953123401"]])
+    inputs = load_campaign_inputs(make_campaign(["a.csv", "b.csv"]))
+    dup = inputs.duplicates
+    assert dup[["file", "row", "first_file", "first_row"]].values.tolist() == [
+        ["b.csv", 4, "b.csv", 3],
+        ["b.csv", 5, "a.csv", 2],
+    ]
+    assert dup["reason"].tolist() == ["duplicate of b.csv row 3", "duplicate of a.csv row 2"]
+
+
 def test_do_not_call_suppresses_every_occurrence(
     tmp_path: Path, write_csv: WriteCsv, write_xlsx: WriteXlsx, make_campaign: MakeCampaign
 ) -> None:
