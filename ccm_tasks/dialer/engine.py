@@ -180,10 +180,7 @@ class CampaignEngine:
         self._active = 0  # customers in a call task, counted when the task is spawned
         self._dialled_this_run = False
         self._waiting_logged: float | None = None
-        self._by_call_sid: dict[str, int] = {}
-        self._by_uid: dict[str, int] = {}
         self.stuck_attempts: set[int] = set()
-        self.unknown_attempts = 0
         # Attempts whose Make Call outcome is unknown, until a terminal callback resolves them.
         self._unknown: dict[int, tuple[AgentSlot, CustomerEntry | None]] = {}
         self._callbacks_seen: set[int] = set()
@@ -192,7 +189,6 @@ class CampaignEngine:
         self._early: dict[int, Any] = {}
         self._inbox_after = 0
         self.callbacks_used = 0
-        self.started_at = now
         self.placed = 0
 
     # ------------------------------------------------------------------ public
@@ -201,21 +197,6 @@ class CampaignEngine:
         """Place no new calls; finish live ones; then end the run."""
         self.stop_reason = reason
         self._changed.set()
-
-    def notify_call_ended(self, call_sid: str | None = None, uid: str | None = None,
-                          details: CallDetails | None = None) -> bool:
-        """An external signal (a status callback) that a call may have ended: follow it up now.
-
-        With terminal ``details`` that leave nothing open, the call is resolved without a GET.
-        """
-        sid = call_sid
-        if sid is None and uid is not None:
-            sid = next((s for s, a in self._by_call_sid.items() if self._by_uid.get(uid) == a), None)
-        if sid is None:
-            return False
-        if details is not None and details.is_terminal and self.follower.resolve(sid, details):
-            return True
-        return self.follower.notify(sid)
 
     def deliver_callback(self, event: Any) -> None:
         """A recorded status callback (a ``ccm_tasks.callbacks.CallbackEvent``). Idempotent."""
@@ -253,7 +234,6 @@ class CampaignEngine:
         if entry is not None and d.call_status:
             if entry.final_status == "unknown":
                 self.outcomes["unknown"] -= 1
-                self.unknown_attempts -= 1
                 # The unknown attempt was counted; decide() counts the real outcome instead.
                 entry.counts = Counts(max(0, entry.counts.attempts - 1), entry.counts.agent_side_retries,
                                       entry.counts.no_dial_retries)
@@ -277,6 +257,8 @@ class CampaignEngine:
         while True:
             for row in self.ledger.callback_events_since(self.campaign_id, self._inbox_after):
                 self._inbox_after = max(self._inbox_after, int(row["id"]))
+                if int(row["id"]) in self._callbacks_seen:
+                    continue  # already delivered in-process by the hub
                 event = event_from_row(row)
                 if event is not None:
                     self.deliver_callback(event)
@@ -466,7 +448,6 @@ class CampaignEngine:
                 return
             assert claim.attempt_id is not None and claim.attempt_uid is not None
             attempt_id = claim.attempt_id
-            self._by_uid[claim.attempt_uid] = attempt_id
             try:
                 placed = await self.client.make_call(self._request(agent, entry, claim.attempt_uid),
                                                      guard=self._may_still_dial)
@@ -496,7 +477,6 @@ class CampaignEngine:
     async def _follow(self, agent: AgentSlot, entry: CustomerEntry, attempt_id: int, call_sid: str,
                       placed_at: float, last: CallDetails | None = None) -> None:
         self._live_calls += 1
-        self._by_call_sid[call_sid] = attempt_id
         try:
             following = self.follower.follow(call_sid, attempt_id, placed_at=placed_at,
                                              stuck_after=placed_at + self.cfg.stuck_after, last=last)
@@ -507,7 +487,6 @@ class CampaignEngine:
             details = await following
         finally:
             self._live_calls -= 1
-            self._by_call_sid.pop(call_sid, None)
         self.stuck_attempts.discard(attempt_id)
         via = "callback" if call_sid in self.follower.resolved_by_callback else "poll"
         self.follower.resolved_by_callback.discard(call_sid)
@@ -606,7 +585,6 @@ class CampaignEngine:
                               entry.counts.no_dial_retries)
         entry.state, entry.final_status, entry.last_status = "done", "unknown", "unknown"
         self.outcomes["unknown"] += 1
-        self.unknown_attempts += 1
         update = CustomerUpdate(state="done", final_status="unknown", last_status="unknown",
                                 attempts=entry.counts.attempts,
                                 agent_side_retries=entry.counts.agent_side_retries,
@@ -736,7 +714,6 @@ class CampaignEngine:
                                          customer_id=entry.id if entry else None, customer=update,
                                          message="the process died around Make Call",
                                          quarantine_until=until, now=now)
-                self.unknown_attempts += 1
             if attempt.state in ("created", "unknown"):
                 self._unknown[attempt.id] = (agent, entry)
             if until > now:
