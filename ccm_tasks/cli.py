@@ -8,8 +8,12 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ccm_tasks.redact import install_log_redaction
+
+if TYPE_CHECKING:
+    from ccm_tasks.ledger import Ledger
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -82,14 +86,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from ccm_tasks import reports
-    from ccm_tasks.ledger import Ledger
-    from ccm_tasks.paths import default_ledger_path
 
-    location = str(args.ledger or default_ledger_path())
-    if "://" not in location and not Path(location).expanduser().exists():
-        print(f"ccm report: no ledger at {location}", file=sys.stderr)  # never create an empty one
+    ledger = _existing_ledger(args.ledger, "ccm report")
+    if ledger is None:
         return 2
-    ledger = Ledger(location)
     try:
         if args.report == "campaign":
             try:
@@ -143,16 +143,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_agents(args: argparse.Namespace) -> int:
+    ledger = _existing_ledger(args.ledger, "ccm agents")
+    if ledger is None:
+        return 2
+    try:
+        return _agents(args, ledger)
+    finally:
+        ledger.close()
+
+
+def _agents(args: argparse.Namespace, ledger: Ledger) -> int:
     import time
 
-    from ccm_tasks.ledger import Ledger
-    from ccm_tasks.paths import default_ledger_path
-
-    location = str(args.ledger or default_ledger_path())
-    if "://" not in location and not Path(location).expanduser().exists():
-        print(f"ccm agents: no ledger at {location}", file=sys.stderr)
-        return 2
-    ledger = Ledger(location)
     if args.action == "release":
         if not args.reason:
             print("ccm agents release: say why with --reason (it is recorded)", file=sys.stderr)
@@ -169,6 +171,24 @@ def _cmd_agents(args: argparse.Namespace) -> int:
         holder = "running" if lease["holder_alive"] else "holder gone"
         print(f"{lease['agent_key']:24} {what}; attempt {lease['attempt_id']}; {holder}")
     return 0
+
+
+def _existing_ledger(location: str | None, command: str) -> Ledger | None:
+    """The ledger at ``location`` (default: $CCM_HOME/var/ledger.sqlite), or None after saying it
+    is missing: reading commands never create an empty one."""
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.paths import default_ledger_path
+
+    location = str(location or default_ledger_path())
+    if "://" not in location and not Path(location).expanduser().exists():
+        print(f"{command}: no ledger at {location}", file=sys.stderr)
+        return None
+    return Ledger(location)
+
+
+def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ledger",
+                        help="ledger path or SQLAlchemy URL (default: $CCM_HOME/var/ledger.sqlite)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a campaign (simulated unless EXOTEL_* credentials are set)")
     p.add_argument("campaign_file", metavar="CAMPAIGN_FILE", type=Path, help="campaign YAML")
-    p.add_argument("--ledger", help="ledger path or SQLAlchemy URL (default: $CCM_HOME/var/ledger.sqlite)")
+    _add_ledger_option(p)
     p.add_argument("--no-wait", action="store_true",
                    help="exit at once if the calling window is closed instead of waiting for it")
     p.add_argument("--no-prefect", action="store_true",
@@ -202,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve scheduled campaigns and the daily report (needs Prefect server)")
     p.add_argument("--campaigns", type=Path, default=Path("campaigns"), help="folder of definitions")
-    p.add_argument("--ledger", help="ledger path or URL (default: $CCM_HOME/var/ledger.sqlite)")
+    _add_ledger_option(p)
     p.add_argument("--daily-cron", default="30 21 * * *", help="when the daily report runs")
     p.add_argument("--daily-timezone", default="Asia/Kolkata")
     p.add_argument("--no-daily", action="store_true", help="do not serve the daily report")
@@ -212,13 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=["list", "release"], default="list")
     p.add_argument("agent", nargs="?", help="agent key (user_id or contact uri) to release")
     p.add_argument("--reason", help="why the lease is released (recorded in the ledger's events)")
-    p.add_argument("--ledger", help="ledger path or URL (default: $CCM_HOME/var/ledger.sqlite)")
+    _add_ledger_option(p)
     p.set_defaults(handler=_cmd_agents)
 
     p = sub.add_parser("callbacks", help="receive Exotel status callbacks for every campaign in the ledger")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8780)
-    p.add_argument("--ledger", help="ledger path or URL (default: $CCM_HOME/var/ledger.sqlite)")
+    _add_ledger_option(p)
     p.set_defaults(handler=_cmd_callbacks)
 
     p = sub.add_parser("demo", help="run the demo campaign on the built-in simulator, from scratch")
@@ -240,12 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("name", metavar="NAME", help="campaign name")
     r.add_argument("--date", type=iso_date, metavar="YYYY-MM-DD",
                    help="report folder date (default: the latest run's start, in the campaign's zone)")
-    r.add_argument("--ledger", help="ledger path or SQLAlchemy URL (default: $CCM_HOME/var/ledger.sqlite)")
+    _add_ledger_option(r)
     r.set_defaults(handler=_cmd_report)
     r = kinds.add_parser("daily", help="calls that ended on one date, across campaigns")
     r.add_argument("--date", type=iso_date, metavar="YYYY-MM-DD", help="default: today in --timezone")
     r.add_argument("--timezone", default="Asia/Kolkata", help="IANA zone of the day (default Asia/Kolkata)")
-    r.add_argument("--ledger", help="ledger path or SQLAlchemy URL (default: $CCM_HOME/var/ledger.sqlite)")
+    _add_ledger_option(r)
     r.set_defaults(handler=_cmd_report)
     return parser
 

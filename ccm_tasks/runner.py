@@ -24,14 +24,15 @@ import httpx
 from ccm_tasks.callbacks import CallbackHub, callback_url, create_receiver_app
 from ccm_tasks.clock import Clock, ScaledClock, SystemClock
 from ccm_tasks.dialer.budget import ApiBudget
-from ccm_tasks.dialer.engine import CampaignEngine, EngineConfig, RunResult, config_from_definition
+from ccm_tasks.dialer.engine import CampaignEngine, RunResult, config_from_definition
 from ccm_tasks.exotel.client import CCMClient
 from ccm_tasks.exotel.models import StatusCallback
 from ccm_tasks.inputs import CampaignDefinition, CampaignInputs, load_campaign_inputs, load_definition
 from ccm_tasks.inputs.campaign import write_rejects
 from ccm_tasks.ledger import Ledger
-from ccm_tasks.paths import default_ledger_path, reports_dir
+from ccm_tasks.paths import campaign_reports_dir, default_ledger_path
 from ccm_tasks.redact import redaction_filter
+from ccm_tasks.reports.files import write_text
 from ccm_tasks.settings import ExotelSettings
 from ccm_tasks.simulator.scenario import Scenario, ScenarioAgent
 from ccm_tasks.simulator.server import BackgroundServer, SimulatorServer
@@ -217,7 +218,15 @@ class PreparedRun:
         return self.summary
 
     def _write_report(self) -> list[str]:
-        return _write_report_of(self)
+        from ccm_tasks.reports import build_campaign_report, write_campaign_report
+
+        try:
+            self.report = build_campaign_report(self.ledger, self.definition.name)
+            return [str(p) for p in write_campaign_report(self.report)]
+        except Exception as exc:  # the run's outcome is in the ledger; `ccm report` can rebuild this
+            log.error("the campaign report could not be written (%s); rebuild it with "
+                      "`ccm report campaign %s`", exc, self.definition.name)
+            return []
 
     async def _close(self) -> None:
         now = self.clock.time()
@@ -237,23 +246,8 @@ class PreparedRun:
             await self.target.aclose()
 
 
-def _write_report_of(run: PreparedRun) -> list[str]:
-    from ccm_tasks.reports import build_campaign_report, write_campaign_report
-
-    try:
-        run.report = build_campaign_report(run.ledger, run.definition.name)
-        return [str(p) for p in write_campaign_report(run.report)]
-    except Exception as exc:  # the run's outcome is in the ledger; `ccm report` can rebuild this
-        log.error("the campaign report could not be written (%s); rebuild it with "
-                  "`ccm report campaign %s`", exc, run.definition.name)
-        return []
-
-
 async def prepare_run(definition_path: str | Path, *, ledger_path: str | Path | None = None,
-                      wait_for_window: bool = True, settings: ExotelSettings | None = None,
-                      status_callbacks: list[StatusCallback] | None = None,
-                      log_to: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
-                      engine_hook: Callable[[EngineConfig], EngineConfig] | None = None) -> PreparedRun:
+                      wait_for_window: bool = True) -> PreparedRun:
     """Validate, lock and set up one campaign run. Raises :class:`CampaignCannotRun`."""
     from ccm_tasks.inputs import DefinitionError, InputError
 
@@ -267,11 +261,11 @@ async def prepare_run(definition_path: str | Path, *, ledger_path: str | Path | 
                                 f"({len(inputs.rejects)} rejected; see `ccm validate`)")
     rejects_path = None
     if len(inputs.rejects) or len(inputs.duplicates) or len(inputs.suppressed) or len(inputs.agent_rejects):
-        rejects_path = reports_dir() / definition.name / "rejects.csv"
+        rejects_path = campaign_reports_dir(definition.name) / "rejects.csv"
         rejects_path.parent.mkdir(parents=True, exist_ok=True)
         write_rejects(inputs, rejects_path)
     ledger = Ledger(ledger_path or definition.ledger or default_ledger_path())
-    target = await choose_target(definition, inputs, settings)
+    target = await choose_target(definition, inputs)
     receiver: Receiver | None = None
     try:
         clock = target.clock
@@ -288,21 +282,19 @@ async def prepare_run(definition_path: str | Path, *, ledger_path: str | Path | 
         if other is not None:
             raise CampaignCannotRun(f"campaign {definition.name!r} is already running in another process "
                                     f"(holder {other}); one runner per campaign")
-        if definition.callbacks.enabled and status_callbacks is None:
+        status_callbacks: list[StatusCallback] = []
+        if definition.callbacks.enabled:
             receiver = start_receiver(definition, ledger, campaign_id, target)
             status_callbacks = receiver.urls
         sync = ledger.sync_customers(campaign_id, customer_rows(inputs), now)
         run_id = ledger.start_run(campaign_id, holder_id, now)
-        config = config_from_definition(definition, status_callbacks=status_callbacks or (),
+        config = config_from_definition(definition, status_callbacks=status_callbacks,
                                         wait_for_window=wait_for_window)
-        if engine_hook:
-            config = engine_hook(config)
         budget = budget_for(target.client, definition.api_budget_per_minute, clock)
         target.client.gate = budget
         engine = CampaignEngine(config=config, ledger=ledger, client=target.client, budget=budget,
                                 clock=clock, campaign_id=campaign_id, run_id=run_id, holder_id=holder_id,
-                                agents=inputs.agents, customers=ledger.customer_rows(campaign_id),
-                                log=log_to)
+                                agents=inputs.agents, customers=ledger.customer_rows(campaign_id))
     except BaseException:
         if receiver is not None:
             receiver.close()
@@ -369,11 +361,9 @@ def write_run_summary(
 ) -> list[str]:
     """``reports/<campaign>/<run date>/summary.json``; returns the paths written."""
     zone = ZoneInfo(definition.window.timezone)
-    day = datetime.fromtimestamp(started_at, tz=zone).date().isoformat()
-    folder = reports_dir() / definition.name / day
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    path = campaign_reports_dir(definition.name, datetime.fromtimestamp(started_at, tz=zone).date())
+    path /= "summary.json"
+    write_text(path, json.dumps(summary, indent=2, default=str) + "\n")
     return [str(path)]
 
 

@@ -26,15 +26,6 @@ async def prepare_campaign(definition: str | Path, ledger: str | None = None,
         return Failed(message=str(exc))
 
 
-@task(name="validate-campaign", cache_policy=NO_CACHE)
-def validate_campaign(definition: str | Path) -> dict[str, Any]:
-    """Pre-flight check (``ccm validate``) as a task."""
-    from ccm_tasks.inputs import preflight
-
-    report = preflight(definition)
-    return {"ok": report.ok, "text": report.render()}
-
-
 @task(name="daily-report", cache_policy=NO_CACHE)
 def write_daily_report_task(day: str, timezone: str, ledger: str | None = None) -> tuple[str, list[str]]:
     """Build and write the daily report; returns its Markdown and the paths written."""

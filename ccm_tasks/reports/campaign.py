@@ -58,7 +58,7 @@ from sqlalchemy import Connection, Text, select, type_coerce
 
 from ccm_tasks.ledger import Ledger
 from ccm_tasks.ledger import schema as t
-from ccm_tasks.paths import reports_dir
+from ccm_tasks.paths import campaign_reports_dir
 from ccm_tasks.reports.files import write_csv
 from ccm_tasks.reports.tables import (
     Kind,
@@ -68,7 +68,6 @@ from ccm_tasks.reports.tables import (
     local_datetime,
     local_times,
     markdown_table,
-    safe_name,
 )
 from ccm_tasks.reports.xlsx import CustomSheet, put, style_header_row, write_workbook
 
@@ -535,7 +534,7 @@ def _measures(outcomes: pd.DataFrame, a: pd.DataFrame, runs: pd.DataFrame, input
 
 def default_folder(report: CampaignReport) -> Path:
     """``reports/<campaign>/<run date>/``."""
-    return reports_dir() / safe_name(report.campaign) / report.run_date.isoformat()
+    return campaign_reports_dir(report.campaign, report.run_date)
 
 
 def write_campaign_report(report: CampaignReport, folder: Path | None = None) -> list[Path]:

@@ -36,7 +36,6 @@ the number 9.19953E+11 anyway:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -89,11 +88,6 @@ class Table:
         return column
 
 
-def is_formula_like(text: str) -> bool:
-    """Whether Excel could evaluate this text if it were typed into a cell."""
-    return text.startswith(FORMULA_TRIGGERS)
-
-
 def csv_safe(text: str) -> str:
     """The text as a CSV cell that Excel will not evaluate."""
     return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
@@ -105,12 +99,6 @@ def csv_safe_series(values: pd.Series) -> pd.Series:
              else None if v is None or v != v else csv_safe(str(v))
              for v in values.tolist()]
     return pd.Series(cells, index=values.index, dtype="object")
-
-
-def safe_name(text: str) -> str:
-    """A folder name from a campaign name: no separators, no ``..`` (names come from the ledger)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip(".")
-    return cleaned or "_"
 
 
 # --------------------------------------------------------------------------- times
