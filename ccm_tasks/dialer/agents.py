@@ -40,9 +40,6 @@ class AgentPool:
             # Roster order breaks ties: the first agent listed is the "longest idle" at start.
             self.set_idle(agent, now - len(agents) + i)
 
-    def __len__(self) -> int:
-        return len(self.agents)
-
     def get(self, key: str) -> AgentSlot | None:
         """An agent by key."""
         return self.agents.get(key)
@@ -81,14 +78,6 @@ class AgentPool:
                 # Keep its place in line: idle since it last finished a call, or since now.
                 self.set_idle(agent, min(agent.idle_since, now) if agent.state == "elsewhere" else now)
         return woken
-
-    def idle_in_order(self) -> list[AgentSlot]:
-        """Idle agents, longest idle first (stale heap entries are dropped)."""
-        fresh = [(since, seq, key) for since, seq, key in self._idle
-                 if self.agents[key].seq == seq and self.agents[key].state == "idle"]
-        heapq.heapify(fresh)
-        self._idle = fresh
-        return [self.agents[key] for _, _, key in sorted(fresh)]
 
     def pop_longest_idle(self) -> AgentSlot | None:
         """The longest-idle agent, removed from the idle heap (caller sets its next state)."""

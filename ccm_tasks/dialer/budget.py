@@ -108,10 +108,6 @@ class ApiBudget:
         return (self._tokens >= 1 - _EPS and self.clock.time() >= self._blocked_until
                 and not any(not f.done() for q in self._waiters.values() for f in q))
 
-    def waiting(self) -> dict[str, int]:
-        """Requests waiting for a grant, by kind."""
-        return {k: sum(1 for f in q if not f.done()) for k, q in self._waiters.items()}
-
     # ------------------------------------------------------------------ internals
 
     def _refill(self) -> None:

@@ -51,11 +51,7 @@ class Followed:
     stuck_after: float
     future: asyncio.Future[CallDetails]
     last: CallDetails | None = None
-    due: float = 0.0
-    polls: int = 0
     stuck: bool = False
-    errors: int = 0
-    hinted: bool = False
     last_poll: float = 0.0
     seq: int = field(default=0)
 
@@ -91,7 +87,6 @@ class CallFollower:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._rng = rng or random.Random()
-        self.polls = 0
 
     # ------------------------------------------------------------------ API
 
@@ -126,7 +121,6 @@ class CallFollower:
         item = self.live.get(call_sid)
         if item is None or item.future.done():
             return False
-        item.hinted = True
         self._schedule(item, self.clock.time())
         return True
 
@@ -206,7 +200,6 @@ class CallFollower:
 
     def _schedule(self, item: Followed, due: float) -> None:
         item.seq = next(self._seq)
-        item.due = due
         heapq.heappush(self._heap, (due, item.seq, item.call_sid))
         self._wake.set()
 
@@ -219,20 +212,16 @@ class CallFollower:
         try:
             details = await self.client.get_call_details(item.call_sid)
         except CampaignFatalError as exc:
-            item.errors += 1
             if self.on_fatal:
                 self.on_fatal(exc)
             self._after_poll(item, None, backoff=max(30.0, self.interval()))
             return
         except CCMError as exc:
-            item.errors += 1
             log.warning("polling call %s failed: %s", item.call_sid, exc)
             self._after_poll(item, None, backoff=self.interval())
             return
         finally:
             self._slots.release()
-        self.polls += 1
-        item.polls += 1
         item.last = details
         if details.is_terminal:
             self._resolve(item, details)

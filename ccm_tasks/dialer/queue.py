@@ -78,12 +78,10 @@ class CustomerQueue:
         while self._later and self._later[0][0] <= now:
             _, _, entry = heapq.heappop(self._later)
             self._make_ready(entry, now)
-        for key, waiting in self._sticky.items():
+        for waiting in self._sticky.values():
             while waiting and waiting[0].sticky_until <= now:
                 entry = waiting.popleft()
                 heapq.heappush(self._ready, (entry.next_at, entry.seq, entry))
-            if not waiting:
-                self._sticky[key] = waiting
 
     def pop_for(self, agent_key: str) -> CustomerEntry | None:
         """The next customer for this agent, or None."""
@@ -108,13 +106,6 @@ class CustomerQueue:
         times = [self._later[0][0]] if self._later else []
         times += [w[0].sticky_until for w in self._sticky.values() if w]
         return min(times) if times else None
-
-    def drain(self) -> list[CustomerEntry]:
-        """Everyone still queued (for the end-of-run summary)."""
-        out = list(self._front) + [e for _, _, e in self._ready] + [e for _, _, e in self._later]
-        for waiting in self._sticky.values():
-            out.extend(waiting)
-        return out
 
     def _wants_sticky(self, entry: CustomerEntry) -> bool:
         return bool(entry.preferred_agent) and entry.preferred_agent in self.sticky_agents

@@ -79,10 +79,6 @@ class CampaignInputs:
         """Rejected customer rows counted by reason, most common first."""
         return dict(Counter(self.rejects["reason"].tolist()).most_common())
 
-    def agent(self, agent_key: str) -> Agent | None:
-        """The agent with this key, if any."""
-        return next((a for a in self.agents if a.agent_key == agent_key), None)
-
 
 def load_campaign_inputs(definition: CampaignDefinition | str | Path) -> CampaignInputs:
     """Read and validate everything the definition points at.

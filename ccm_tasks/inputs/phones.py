@@ -45,15 +45,6 @@ REASON_NOT_A_NUMBER = "not a phone number"
 REASON_WRONG_LENGTH = "wrong number of digits"
 REASON_INVALID = "not a valid number (no such number range)"
 
-PHONE_REASONS: tuple[str, ...] = (
-    REASON_BLANK,
-    REASON_SCIENTIFIC,
-    REASON_FRACTION,
-    REASON_NOT_A_NUMBER,
-    REASON_WRONG_LENGTH,
-    REASON_INVALID,
-)
-
 _SCIENTIFIC_RE = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
 _DECIMAL_RE = re.compile(r"(\+?\d+)\.(\d+)")
 _EXACT_FLOAT_LIMIT = 2**53
