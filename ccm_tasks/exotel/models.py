@@ -63,6 +63,18 @@ def _http_url(value: str, field: str) -> str:
     return value
 
 
+def wav_url_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a ``wait_audio_url`` (None if it can): an http(s) URL whose file, if it
+    has an extension, is a .wav (Exotel plays only WAV). Shared with the campaign definition."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http(s) URL"
+    last = parts.path.rsplit("/", 1)[-1].lower()
+    if "." in last and not last.endswith(".wav"):
+        return "must point to a .wav file (the only format Exotel plays)"
+    return None
+
+
 class _Wire(BaseModel):
     """Base for response models: unknown fields are kept, not rejected."""
 
@@ -161,11 +173,9 @@ class MakeCallRequest(BaseModel):
     def _wav(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or _lenient(info):
             return value
-        _http_url(value, "wait_audio_url")
-        path = urlsplit(value).path.lower()
-        last = path.rsplit("/", 1)[-1]
-        if "." in last and not last.endswith(".wav"):
-            raise ValueError("wait_audio_url must point to a .wav file (the only format Exotel plays)")
+        problem = wav_url_problem(value)
+        if problem:
+            raise ValueError(f"wait_audio_url {problem}")
         return value
 
     @field_validator("status_callback")

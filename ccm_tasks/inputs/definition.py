@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from ccm_tasks.exotel.models import CALL_STATUSES, SIP_RE
+from ccm_tasks.exotel.models import CALL_STATUSES, SIP_RE, RecordingChannels, wav_url_problem
 from ccm_tasks.inputs.errors import DefinitionError, DefinitionProblem
 from ccm_tasks.inputs.phones import is_supported_region, normalise_phone
 from ccm_tasks.inputs.yamlio import load_yaml_text
@@ -40,7 +40,6 @@ from ccm_tasks.inputs.yamlio import load_yaml_text
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Backoff = Literal["linear", "exponential"]
-RecordingChannels = Literal["single", "dual"]
 
 # A call can be retried for any outcome but "completed". Outcomes the dialer cannot know (a POST whose
 # result is unknown) are not call statuses and are never retried automatically: see ARCHITECTURE.md.
@@ -141,13 +140,9 @@ class CallOptions(_Strict):
     def _wav(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL")
-        last = parts.path.rsplit("/", 1)[-1].lower()
-        # Same rule as MakeCallRequest: an extension, if any, must be .wav (Exotel plays only WAV).
-        if "." in last and not last.endswith(".wav"):
-            raise ValueError("must point to a .wav file (the only format Exotel plays)")
+        problem = wav_url_problem(value)  # the rule MakeCallRequest applies
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
