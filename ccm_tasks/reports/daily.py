@@ -233,10 +233,11 @@ def daily_report_markdown(report: DailyReport) -> str:
              f"| | {report.day.isoformat()} | {previous} | change |", "| --- | ---: | ---: | ---: |"]
     totals = report.totals.iloc[0]
     for label, now, prev, change, kind, change_kind in _SUMMARY_ROWS:
-        delta = display(totals[change], "rate_change" if change_kind == "rate_change" else "change")
         if kind == "duration":
             delta = display(totals[change], "duration")
             delta = delta if delta.startswith("-") or not delta else "+" + delta
+        else:
+            delta = display(totals[change], change_kind)
         lines.append(f"| {label} | {display(totals[now], kind)} | {display(totals[prev], kind)} | {delta} |")
     if not report.empty or len(report.by_campaign):
         for title, key in (("By campaign", "campaign"), ("By agent", "agent"), ("By status", "status")):

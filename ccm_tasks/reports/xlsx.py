@@ -200,8 +200,9 @@ def _replace_sheets(base: Path, out: Path, streamed: dict[str, tuple[Table, int,
                     styles: _Styles) -> None:
     with zipfile.ZipFile(base) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED,
                                                        compresslevel=1) as dst:
-        by_part = {part: title for title, part in _sheet_parts(src).items() if title in streamed}
-        first_sheet = next(iter(_sheet_parts(src).values()))
+        parts = _sheet_parts(src)
+        by_part = {part: title for title, part in parts.items() if title in streamed}
+        first_sheet = next(iter(parts.values()))
         for info in src.infolist():
             title = by_part.get(info.filename)
             if title is None:
