@@ -25,7 +25,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -235,8 +235,7 @@ class CampaignEngine:
             if entry.final_status == "unknown":
                 self.outcomes["unknown"] -= 1
                 # The unknown attempt was counted; decide() counts the real outcome instead.
-                entry.counts = Counts(max(0, entry.counts.attempts - 1), entry.counts.agent_side_retries,
-                                      entry.counts.no_dial_retries)
+                entry.counts = replace(entry.counts, attempts=max(0, entry.counts.attempts - 1))
                 entry.state, entry.final_status = "calling", None
             decision = decide(d.call_status, entry.counts, self.cfg.policy, now)
             update = self._apply(entry, decision, d.call_status, now)
@@ -418,9 +417,7 @@ class CampaignEngine:
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             self.log.error("internal error in %s: %r; no new calls will be placed", task.get_name(), exc)
-            if self.fatal is None:
-                self.fatal = CCMError(f"internal error: {exc!r}")
-                self.fatal_reason = f"internal error: {exc!r}"
+            self._set_fatal(CCMError(f"internal error: {exc!r}"), f"internal error: {exc!r}")
 
     def _on_agent_woken(self, agent: AgentSlot, was: str) -> None:
         if was == "quarantined":
@@ -533,6 +530,17 @@ class CampaignEngine:
                               agent_side_retries=entry.counts.agent_side_retries,
                               no_dial_retries=entry.counts.no_dial_retries, next_attempt_at=entry.next_at)
 
+    def _unknown_update(self, entry: CustomerEntry, *, count_attempt: bool) -> CustomerUpdate:
+        """The customer is final as ``unknown`` (invariant 3: never re-dialled automatically)."""
+        if count_attempt:
+            entry.counts = replace(entry.counts, attempts=entry.counts.attempts + 1)
+        entry.state, entry.final_status, entry.last_status = "done", "unknown", "unknown"
+        self.outcomes["unknown"] += 1
+        return CustomerUpdate(state="done", final_status="unknown", last_status="unknown",
+                              attempts=entry.counts.attempts,
+                              agent_side_retries=entry.counts.agent_side_retries,
+                              no_dial_retries=entry.counts.no_dial_retries, next_attempt_at=None)
+
     def _refused(self, agent: AgentSlot, entry: CustomerEntry, attempt_id: int, exc: CCMError) -> None:
         """The API refused the Make Call: nothing rang. Act on the error's category."""
         now = self.clock.time()
@@ -561,9 +569,7 @@ class CampaignEngine:
                                   data={"reason": str(exc)})
         elif category in ("campaign_fatal", "invalid_request"):
             self.pool.set_idle(agent, agent.idle_since)
-            if self.fatal is None:
-                self.fatal = exc
-                self.fatal_reason = f"{type(exc).__name__}: {exc}"
+            if self._set_fatal(exc):
                 self.log.error("Stopping new calls: %s. Live calls will be followed to the end; "
                                "fix the cause and run again to resume.", exc)
                 self.ledger.add_event("campaign_fatal", now, campaign_id=self.campaign_id,
@@ -581,14 +587,7 @@ class CampaignEngine:
         stays leased until any call we might have placed must be over."""
         now = self.clock.time()
         until = now + self.cfg.unknown_quarantine
-        entry.counts = Counts(entry.counts.attempts + 1, entry.counts.agent_side_retries,
-                              entry.counts.no_dial_retries)
-        entry.state, entry.final_status, entry.last_status = "done", "unknown", "unknown"
-        self.outcomes["unknown"] += 1
-        update = CustomerUpdate(state="done", final_status="unknown", last_status="unknown",
-                                attempts=entry.counts.attempts,
-                                agent_side_retries=entry.counts.agent_side_retries,
-                                no_dial_retries=entry.counts.no_dial_retries, next_attempt_at=None)
+        update = self._unknown_update(entry, count_attempt=True)
         self.ledger.mark_unknown(attempt_id, agent_key=agent.key, customer_id=entry.id, customer=update,
                                  message=message, quarantine_until=until, now=now)
         self.log.warning("Make Call outcome unknown for customer %s (agent %s): not retried; agent held "
@@ -701,15 +700,7 @@ class CampaignEngine:
                 self.log.warning("resuming: attempt %d was written but its Make Call never answered "
                                  "(the process died around the POST): marked unknown, not re-dialled",
                                  attempt.id)
-                update = None
-                if entry is not None:
-                    entry.counts = Counts(entry.counts.attempts + 1, entry.counts.agent_side_retries,
-                                          entry.counts.no_dial_retries)
-                    entry.state, entry.final_status, entry.last_status = "done", "unknown", "unknown"
-                    self.outcomes["unknown"] += 1
-                    c = entry.counts
-                    update = CustomerUpdate("done", "unknown", "unknown", c.attempts,
-                                            c.agent_side_retries, c.no_dial_retries, None)
+                update = None if entry is None else self._unknown_update(entry, count_attempt=True)
                 self.ledger.mark_unknown(attempt.id, agent_key=attempt.agent_key,
                                          customer_id=entry.id if entry else None, customer=update,
                                          message="the process died around Make Call",
@@ -729,11 +720,7 @@ class CampaignEngine:
             if last is not None and last["state"] == "terminal" and last["call_status"]:
                 self._apply_recovered(entry, str(last["call_status"]), now)
             elif last is not None and last["state"] == "unknown":
-                entry.state, entry.final_status, entry.last_status = "done", "unknown", "unknown"
-                self.outcomes["unknown"] += 1
-                self.ledger.update_customer(entry.id, CustomerUpdate(
-                    "done", "unknown", "unknown", entry.counts.attempts, entry.counts.agent_side_retries,
-                    entry.counts.no_dial_retries, None), now)
+                self.ledger.update_customer(entry.id, self._unknown_update(entry, count_attempt=False), now)
             else:
                 entry.state = "pending"
                 self.queue.add(entry, now)
@@ -757,8 +744,7 @@ class CampaignEngine:
         exc = None if task.cancelled() else task.exception()
         reason = f"internal error: call follower stopped ({exc!r})"
         self.log.error("%s; no new calls will be placed", reason)
-        self.fatal = self.fatal or CCMError(reason)
-        self.fatal_reason = self.fatal_reason or reason
+        self._set_fatal(CCMError(reason), reason)
         raise RuntimeError(reason) from exc
 
     def _on_stuck(self, item: Followed) -> None:
@@ -771,11 +757,17 @@ class CampaignEngine:
         self._changed.set()
 
     def _on_fatal(self, exc: CCMError) -> None:
-        if self.fatal is None:
-            self.fatal = exc
-            self.fatal_reason = f"{type(exc).__name__}: {exc}"
+        if self._set_fatal(exc):
             self.log.error("Stopping new calls: %s", exc)
         self._changed.set()
+
+    def _set_fatal(self, exc: CCMError, reason: str | None = None) -> bool:
+        """Record why dialling must stop; True the first time (later errors keep the first reason)."""
+        if self.fatal is not None:
+            return False
+        self.fatal = exc
+        self.fatal_reason = reason or f"{type(exc).__name__}: {exc}"
+        return True
 
     async def _heartbeat(self) -> None:
         while True:
