@@ -438,14 +438,11 @@ class Ledger:
             conn.execute(update(t.attempts).where(t.attempts.c.id == attempt_id).values(
                 state="rejected", terminal_at=now, error_category=category, error_code=code,
                 error_message=message[:2000]))
-            conn.execute(update(t.customers).where(t.customers.c.id == customer_id)
-                         .values(**customer.values(now)))
+            _set_customer(conn, customer_id, customer, now)
             conn.execute(delete(t.agent_leases).where(t.agent_leases.c.agent_key == agent_key,
                                                       t.agent_leases.c.holder_id == holder_id))
-            conn.execute(insert(t.events).values(
-                campaign_id=select(t.attempts.c.campaign_id).where(t.attempts.c.id == attempt_id)
-                .scalar_subquery(), attempt_id=attempt_id, at=now, kind=f"post_{category}",
-                agent_key=agent_key, data={"code": code, "message": message[:500]}))
+            _attempt_event(conn, attempt_id, now, f"post_{category}", agent_key=agent_key,
+                           data={"code": code, "message": message[:500]})
 
     def mark_unknown(self, attempt_id: int, *, agent_key: str, customer_id: int | None,
                      customer: CustomerUpdate | None, message: str, quarantine_until: float,
@@ -454,16 +451,12 @@ class Ledger:
         with self.write() as conn:
             conn.execute(update(t.attempts).where(t.attempts.c.id == attempt_id).values(
                 state="unknown", error_category="outcome_unknown", error_message=message[:2000]))
-            if customer is not None and customer_id is not None:
-                conn.execute(update(t.customers).where(t.customers.c.id == customer_id)
-                             .values(**customer.values(now)))
+            _set_customer(conn, customer_id, customer, now)
             conn.execute(update(t.agent_leases).where(t.agent_leases.c.agent_key == agent_key,
                                                       t.agent_leases.c.attempt_id == attempt_id)
                          .values(quarantine_until=quarantine_until))
-            conn.execute(insert(t.events).values(
-                campaign_id=select(t.attempts.c.campaign_id).where(t.attempts.c.id == attempt_id)
-                .scalar_subquery(), attempt_id=attempt_id, at=now, kind="outcome_unknown",
-                agent_key=agent_key, data={"message": message[:500], "quarantine_until": quarantine_until}))
+            _attempt_event(conn, attempt_id, now, "outcome_unknown", agent_key=agent_key,
+                           data={"message": message[:500], "quarantine_until": quarantine_until})
 
     def complete_attempt(self, attempt_id: int, *, details: Mapping[str, Any], summary: Mapping[str, Any],
                          customer_id: int | None, customer: CustomerUpdate | None, agent_key: str,
@@ -479,9 +472,7 @@ class Ledger:
                      **summary))
             if not done.rowcount:
                 return False
-            if customer is not None and customer_id is not None:
-                conn.execute(update(t.customers).where(t.customers.c.id == customer_id)
-                             .values(**customer.values(now)))
+            _set_customer(conn, customer_id, customer, now)
             if release:
                 conn.execute(delete(t.agent_leases).where(t.agent_leases.c.agent_key == agent_key,
                                                           t.agent_leases.c.attempt_id == attempt_id))
@@ -493,9 +484,7 @@ class Ledger:
             conn.execute(update(t.attempts)
                          .where(t.attempts.c.id == attempt_id, t.attempts.c.stuck_at.is_(None))
                          .values(stuck_at=now))
-            conn.execute(insert(t.events).values(
-                campaign_id=select(t.attempts.c.campaign_id).where(t.attempts.c.id == attempt_id)
-                .scalar_subquery(), attempt_id=attempt_id, at=now, kind="call_stuck"))
+            _attempt_event(conn, attempt_id, now, "call_stuck")
 
     def release_lease(self, agent_key: str, holder_id: str) -> None:
         """Free an agent we hold (e.g. after a quarantine ends)."""
@@ -551,8 +540,7 @@ class Ledger:
     def update_customer(self, customer_id: int, customer: CustomerUpdate, now: float) -> None:
         """Write a customer's state (recovery paths; normal paths update it with the attempt)."""
         with self.write() as conn:
-            conn.execute(update(t.customers).where(t.customers.c.id == customer_id)
-                         .values(**customer.values(now)))
+            _set_customer(conn, customer_id, customer, now)
 
     def attempt(self, attempt_id: int) -> dict[str, Any] | None:
         """An attempt by id."""
@@ -655,6 +643,22 @@ class Ledger:
             query = query.where(tbl.c[column] == value)
         with self.read() as conn:
             return int(conn.execute(query).scalar() or 0)
+
+
+def _set_customer(conn: Connection, customer_id: int | None, customer: CustomerUpdate | None,
+                  now: float) -> None:
+    """Write a customer's new state, if there is one (inside the caller's transaction)."""
+    if customer is not None and customer_id is not None:
+        conn.execute(update(t.customers).where(t.customers.c.id == customer_id)
+                     .values(**customer.values(now)))
+
+
+def _attempt_event(conn: Connection, attempt_id: int, now: float, kind: str, *,
+                   agent_key: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+    """Append an event about an attempt to the audit trail, under the attempt's campaign."""
+    conn.execute(insert(t.events).values(
+        campaign_id=select(t.attempts.c.campaign_id).where(t.attempts.c.id == attempt_id).scalar_subquery(),
+        attempt_id=attempt_id, at=now, kind=kind, agent_key=agent_key, data=dict(data) if data else None))
 
 
 def _pk(result: Any) -> int:
