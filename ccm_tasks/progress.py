@@ -38,6 +38,6 @@ async def show_progress(snapshot: Snapshot, *, tty: bool | None = None, every: f
         task = bar.add_task(snap["campaign"], total=snap["total"], detail="")
         while True:
             snap = snapshot()
-            detail = describe(snap).split(" | ", 1)[1] if " | " in describe(snap) else ""
+            detail = describe(snap).partition(" | ")[2]
             bar.update(task, completed=snap["done"], total=snap["total"], detail=detail)
             await asyncio.sleep(0.5)

@@ -230,10 +230,8 @@ class PreparedRun:
 
     async def _close(self) -> None:
         now = self.clock.time()
-        result = self.result
-        status = result.status if result else "crashed"
-        reason = result.reason if result else "the run was interrupted"
         self.summary = build_summary(self, now)
+        status, reason = self.summary["status"], self.summary["reason"]
         try:
             self.ledger.finish_run(self.run_id, status, reason, self.summary, now)
             self.ledger.release_campaign(self.campaign_id, self.holder_id, status, reason, now)
@@ -271,9 +269,7 @@ async def prepare_run(definition_path: str | Path, *, ledger_path: str | Path | 
         clock = target.clock
         now = clock.time()
         holder_id = ledger.register_holder(f"ccm run {definition.name} pid={os.getpid()}")
-        summary = {"rows_read": inputs.rows_read, "valid": len(inputs.customers),
-                   "rejected": len(inputs.rejects), "duplicates": len(inputs.duplicates),
-                   "suppressed": len(inputs.suppressed), "agents": len(inputs.agents),
+        summary = {**input_counts(inputs), "agents": len(inputs.agents),
                    "agents_rejected": len(inputs.agent_rejects)}
         campaign_id = ledger.upsert_campaign(definition.name, definition_path=str(definition_path),
                                              timezone=definition.window.timezone, now=now,
@@ -325,6 +321,13 @@ def _isna(value: Any) -> bool:
     return value is None or (isinstance(value, float) and value != value)
 
 
+def input_counts(inputs: CampaignInputs) -> dict[str, int]:
+    """Rows read, valid, and set aside by kind."""
+    return {"rows_read": inputs.rows_read, "valid": len(inputs.customers),
+            "rejected": len(inputs.rejects), "duplicates": len(inputs.duplicates),
+            "suppressed": len(inputs.suppressed)}
+
+
 def build_summary(run: PreparedRun, now: float) -> dict[str, Any]:
     """What the run did, for the console, the ledger and artifacts."""
     engine = run.engine
@@ -349,9 +352,7 @@ def build_summary(run: PreparedRun, now: float) -> dict[str, Any]:
         "stuck_calls": snap["stuck"],
         "dropped_agents": result.dropped_agents if result else {},
         "api_requests": snap["requests"],
-        "inputs": {"rows_read": run.inputs.rows_read, "valid": len(run.inputs.customers),
-                   "rejected": len(run.inputs.rejects), "duplicates": len(run.inputs.duplicates),
-                   "suppressed": len(run.inputs.suppressed), "ledger_sync": run.sync},
+        "inputs": {**input_counts(run.inputs), "ledger_sync": run.sync},
         "rejects_file": str(run.rejects_path) if run.rejects_path else None,
     }
 
