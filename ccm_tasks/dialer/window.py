@@ -48,7 +48,7 @@ class DialWindow:
 
     def is_open(self, t: float) -> bool:
         """May a call start at ``t``?"""
-        return any(lo <= t < hi for lo, hi in self._periods(t, 1))
+        return self.closes_at(t) is not None
 
     def closes_at(self, t: float) -> float | None:
         """End of the open period containing ``t`` (None if closed at ``t``)."""
