@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import os
 from typing import Any
 
 import pytest
@@ -45,3 +46,21 @@ def receiver() -> Iterator[Receiver]:
     r.server.start()
     yield r
     r.server.stop()
+
+
+# --------------------------------------------------------------------------- what CI must not skip
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI, a ``needs <what>:`` skip of a required thing (tests.support.NEEDS) is a failure."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    required = {w.strip() for w in os.environ.get("CCM_CI_REQUIRE", "").split(",") if w.strip()}
+    if not report.skipped or not required or not isinstance(report.longrepr, tuple):
+        return
+    reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    for what in required:
+        if reason.startswith(f"needs {what}:"):
+            report.outcome = "failed"
+            report.longrepr = f"CI requires {what}, but the test skipped: {reason}"

@@ -52,3 +52,15 @@ class Receiver:
     def bodies(self) -> list[dict[str, Any]]:
         with self._lock:
             return [r["body"] for r in self.received]
+
+
+NEEDS = ("postgresql", "browser", "libreoffice", "prefect-server")
+"""Tests that need one of these skip with a reason starting ``needs <name>:`` (use :func:`needs`)
+when it is missing. Under CI (``CCM_CI_REQUIRE=postgresql,browser,...``, set by .ci/run) such a
+skip is a failure: what CI is for must run there."""
+
+
+def needs(what: str, why: str) -> str:
+    """The skip reason for a missing external thing (one of NEEDS)."""
+    assert what in NEEDS, what
+    return f"needs {what}: {why}"

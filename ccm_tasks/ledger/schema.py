@@ -24,11 +24,21 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MIGRATIONS: dict[int, list[str]] = {
     # v1 -> v2: status callbacks (the callback_events table is created by create_all).
     2: ["ALTER TABLE campaigns ADD COLUMN callback_token VARCHAR(64)",
         "CREATE UNIQUE INDEX IF NOT EXISTS ix_campaigns_callback_token ON campaigns (callback_token)"],
+    # v2 -> v3: campaign controls, live progress of runs, agent wrap-up, numbers across campaigns.
+    3: ["ALTER TABLE campaigns ADD COLUMN control VARCHAR(16)",
+        "ALTER TABLE campaigns ADD COLUMN control_reason TEXT",
+        "ALTER TABLE campaigns ADD COLUMN control_by VARCHAR(200)",
+        "ALTER TABLE campaigns ADD COLUMN control_at DOUBLE PRECISION",
+        "ALTER TABLE runs ADD COLUMN progress JSON",
+        "ALTER TABLE runs ADD COLUMN progress_at DOUBLE PRECISION",
+        "ALTER TABLE runs ADD COLUMN flow_run_id VARCHAR(64)",
+        "ALTER TABLE attempts ADD COLUMN wrap_up_seconds DOUBLE PRECISION",
+        "CREATE INDEX IF NOT EXISTS ix_customers_key ON customers (customer_key)"],
 }
 
 meta = Table(
@@ -64,6 +74,12 @@ campaigns = Table(
     Column("updated_at", Double, nullable=False),
     Column("input_summary", JSON),  # rejected / duplicates / suppressed counts of the last load
     Column("callback_token", String(64), unique=True),  # secret path segment of the callback URL
+    # What operators asked for (ccm pause/resume/stop, the console): NULL or "run", "pause", "stop".
+    # The running engine reads it within a second; who, why and when are kept with it and as events.
+    Column("control", String(16)),
+    Column("control_reason", Text),
+    Column("control_by", String(200)),
+    Column("control_at", Double),
 )
 
 runs = Table(
@@ -77,6 +93,9 @@ runs = Table(
     Column("status", String(32), nullable=False),
     Column("reason", Text),
     Column("summary", JSON),
+    Column("progress", JSON),  # the engine's latest snapshot while it runs (status, console)
+    Column("progress_at", Double),  # when it was written (wall time)
+    Column("flow_run_id", String(64)),  # the Prefect flow run that tracks it, if any
 )
 
 customers = Table(
@@ -91,8 +110,7 @@ customers = Table(
     Column("source_sheet", String(200)),
     Column("source_row", Integer),
     Column("extra", JSON),
-    # pending: may be dialled; calling: an attempt is open; done: final_status is set;
-    # withdrawn: no longer in the inputs (e.g. added to the do-not-call list) - never dialled again.
+    # A CustomerState (ccm_tasks.ledger.states).
     Column("state", String(16), nullable=False, default="pending"),
     Column("final_status", String(32)),
     Column("last_status", String(32)),
@@ -104,6 +122,7 @@ customers = Table(
     UniqueConstraint("campaign_id", "customer_key", name="uq_customer_per_campaign"),
 )
 Index("ix_customers_campaign_state", customers.c.campaign_id, customers.c.state)
+Index("ix_customers_key", customers.c.customer_key)  # one number across campaigns (contact limits)
 
 attempts = Table(
     "attempts",
@@ -117,9 +136,7 @@ attempts = Table(
     Column("agent_key", String(200), nullable=False),
     Column("agent_name", String(200)),
     Column("attempt_no", Integer, nullable=False),  # 1-based count of this customer's attempts
-    # created: written, POST not yet answered; placed: call_sid known; terminal: confirmed;
-    # rejected: the API refused the POST (nothing rang); unknown: POST outcome unknown.
-    Column("state", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # an AttemptState (ccm_tasks.ledger.states)
     Column("call_sid", String(64)),
     Column("created_at", Double, nullable=False),
     Column("placed_at", Double),
@@ -138,6 +155,8 @@ attempts = Table(
     Column("error_message", Text),
     Column("details", JSON),  # the last call details seen, raw
     Column("resolved_by", String(32)),  # poll | callback | recovery | operator
+    # After-call work given to the agent once this call ended (seconds; 0 or NULL: none).
+    Column("wrap_up_seconds", Double),
 )
 Index("ix_attempts_campaign_state", attempts.c.campaign_id, attempts.c.state)
 Index("ix_attempts_customer", attempts.c.customer_id)
