@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -19,18 +20,21 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_simulator(args: argparse.Namespace) -> int:
+    from ccm_tasks.clock import Clock
     from ccm_tasks.simulator.scenario import Scenario
-    from ccm_tasks.simulator.server import serve_forever
+    from ccm_tasks.simulator.server import clock_spec, serve_forever
 
     scenario = Scenario.from_file(args.scenario) if args.scenario else Scenario.builtin("default")
     if args.time_scale is not None:
         scenario = scenario.model_copy(update={"time_scale": args.time_scale})
     acc = scenario.account
 
-    def ready(url: str) -> None:
+    def ready(url: str, clock: Clock) -> None:
         print(f"CCM simulator listening on {url} (time scale {scenario.time_scale:g}x)")
+        spec = clock_spec(clock)
+        share = f" CCM_SIM_CLOCK={spec}" if spec else ""
         print(f"  export EXOTEL_BASE_URL={url} EXOTEL_ACCOUNT_SID={acc.sid} "
-              f"EXOTEL_API_KEY={acc.api_key} EXOTEL_API_TOKEN=<account.api_token in the scenario>")
+              f"EXOTEL_API_KEY={acc.api_key} EXOTEL_API_TOKEN=<account.api_token in the scenario>{share}")
         print(f"  dial log: {url}/_sim/dial-log   counters: {url}/_sim/stats   (Ctrl-C to stop)")
         sys.stdout.flush()
 
@@ -173,13 +177,102 @@ def _agents(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
+def _operator() -> str:
+    """Who is acting, for the record: the login name, else the user id."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no passwd entry
+        return f"uid {os.getuid()}"
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    from ccm_tasks import control
+
+    ledger = _existing_ledger(args.ledger, f"ccm {args.command}")
+    if ledger is None:
+        return 2
+    action = {"pause": control.pause, "resume": control.resume, "stop": control.stop}[args.command]
+    try:
+        change = action(ledger, args.name, by=args.by or _operator(), reason=args.reason or "")
+    except (control.CampaignNotFound, control.ControlRefused) as exc:
+        print(f"ccm {args.command}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
+    print(f"{change.campaign}: {change.message}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ccm_tasks import control
+
+    ledger = _existing_ledger(args.ledger, "ccm status")
+    if ledger is None:
+        return 2
+    try:
+        print(control.render_status(control.status(ledger, args.name)))
+    except control.CampaignNotFound as exc:
+        print(f"ccm status: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
+    return 0
+
+
+def _cmd_unknown(args: argparse.Namespace) -> int:
+    from ccm_tasks import control
+
+    ledger = _existing_ledger(args.ledger, "ccm unknown")
+    if ledger is None:
+        return 2
+    try:
+        calls = control.unknown_calls(ledger, args.name)
+    except control.CampaignNotFound as exc:
+        print(f"ccm unknown: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
+    if not calls:
+        print(f"{args.name}: no customer's outcome is unknown")
+    for call in calls:
+        print(call.line())
+    if calls:
+        print(f"{len(calls)} customers. Confirm with the agents (or Exotel's call logs) which were "
+              "never rung, "
+              f"then: ccm requeue {args.name} --unknown --numbers ... --reason \"...\"")
+    return 0
+
+
+def _cmd_requeue(args: argparse.Namespace) -> int:
+    from ccm_tasks import control
+
+    if not args.unknown or not args.reason:
+        print("ccm requeue: give --unknown and say why with --reason (it is recorded)", file=sys.stderr)
+        return 2
+    ledger = _existing_ledger(args.ledger, "ccm requeue")
+    if ledger is None:
+        return 2
+    try:
+        done = control.requeue_unknown(ledger, args.name, by=args.by or _operator(), reason=args.reason,
+                                       numbers=args.numbers)
+    except control.CampaignNotFound as exc:
+        print(f"ccm requeue: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
+    print(f"{args.name}: {len(done)} customers back in the queue")
+    return 0
+
+
 def _existing_ledger(location: str | None, command: str) -> Ledger | None:
     """The ledger at ``location`` (default: $CCM_HOME/var/ledger.sqlite), or None after saying it
     is missing: reading commands never create an empty one."""
     from ccm_tasks.ledger import Ledger
-    from ccm_tasks.paths import default_ledger_path
+    from ccm_tasks.paths import resolve_ledger
 
-    location = str(location or default_ledger_path())
+    location = resolve_ledger(location)
     if "://" not in location and not Path(location).expanduser().exists():
         print(f"{command}: no ledger at {location}", file=sys.stderr)
         return None
@@ -188,7 +281,7 @@ def _existing_ledger(location: str | None, command: str) -> Ledger | None:
 
 def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger",
-                        help="ledger path or SQLAlchemy URL (default: $CCM_HOME/var/ledger.sqlite)")
+                        help="ledger path or URL (default: $CCM_LEDGER, else $CCM_HOME/var/ledger.sqlite)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,6 +327,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why the lease is released (recorded in the ledger's events)")
     _add_ledger_option(p)
     p.set_defaults(handler=_cmd_agents)
+
+    for name, text in (("pause", "hold new calls (live calls finish); resume later"),
+                       ("resume", "lift a pause: dialling restarts where it was"),
+                       ("stop", "end the run once its live calls are over (a later run continues)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("name", metavar="NAME", help="campaign name")
+        p.add_argument("--reason", help="why (recorded with your name and the time)")
+        p.add_argument("--by", help="who is acting (default: your login name)")
+        _add_ledger_option(p)
+        p.set_defaults(handler=_cmd_control)
+
+    p = sub.add_parser("status", help="every campaign's state, progress, live calls, agents and budget")
+    p.add_argument("name", metavar="NAME", nargs="?", help="one campaign")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_status)
+
+    p = sub.add_parser("unknown", help="customers whose last Make Call's outcome is unknown")
+    p.add_argument("name", metavar="NAME", help="campaign name")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_unknown)
+
+    p = sub.add_parser("requeue", help="put customers a person confirmed were never rung back in the queue")
+    p.add_argument("name", metavar="NAME", help="campaign name")
+    p.add_argument("--unknown", action="store_true", help="the customers final as unknown (required)")
+    p.add_argument("--numbers", nargs="+", metavar="E164", help="only these numbers (default: all unknown)")
+    p.add_argument("--reason", help="why (recorded with your name and the time)")
+    p.add_argument("--by", help="who is acting (default: your login name)")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_requeue)
 
     p = sub.add_parser("callbacks", help="receive Exotel status callbacks for every campaign in the ledger")
     p.add_argument("--host", default="127.0.0.1")

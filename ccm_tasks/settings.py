@@ -33,6 +33,9 @@ class ExotelSettings(BaseSettings):
     base_url: str | None = Field(
         default=None, description="Overrides the region, e.g. http://127.0.0.1:8765"
     )
+    # The account's API limit (Exotel: 200 requests per minute for voice APIs), shared by every
+    # process and machine dialling on the account through one ledger.
+    requests_per_minute: int = Field(default=200, gt=0)
 
     @field_validator("region", mode="before")
     @classmethod
@@ -76,3 +79,53 @@ class ExotelSettings(BaseSettings):
         """Names of the environment variables still needed to dial for real."""
         names = {"api_key": self.api_key, "api_token": self.api_token, "account_sid": self.account_sid}
         return [f"EXOTEL_{k.upper()}" for k, v in names.items() if not v]
+
+
+class SimSettings(BaseSettings):
+    """The built-in simulator, used when no Exotel credentials are set (``CCM_SIM_*``).
+
+    ``CCM_SIM_CLOCK`` makes a process share the clock of a time-scaled simulator it talks to at
+    ``EXOTEL_BASE_URL`` (``ccm simulator`` prints the value to export): nothing is ever sent to
+    the API to find out (invariant 7).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CCM_SIM_", extra="ignore", frozen=True)
+
+    scenario: str | None = Field(default=None, description="a scenario YAML to start from")
+    time_scale: float | None = Field(default=None, gt=0, description="simulated seconds per real second")
+    clock: str | None = Field(default=None, description='"<scale>@<wall0>[@<sim0>]" of a stand-in simulator')
+
+    @field_validator("scenario", "clock", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("clock")
+    @classmethod
+    def _check_clock(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = value.strip().split("@")
+        try:
+            ok = len(parts) in (2, 3) and float(parts[0]) > 0 and all(float(p) > 0 for p in parts[1:])
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError('CCM_SIM_CLOCK must be "<scale>@<wall epoch>[@<simulated epoch>]", as '
+                             '`ccm simulator` prints it, e.g. "600@1767225600.5"')
+        return value.strip()
+
+
+class PathSettings(BaseSettings):
+    """Where the product keeps its files (``CCM_HOME``, ``CCM_LEDGER``, ``CCM_REPORTS``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CCM_", extra="ignore", frozen=True)
+
+    home: str | None = Field(default=None, description="holds var/ledger.sqlite and reports/ (default: cwd)")
+    ledger: str | None = Field(default=None, description="a SQLite path or a database URL")
+    reports: str | None = None
+
+    @field_validator("home", "ledger", "reports", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
