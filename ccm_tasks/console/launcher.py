@@ -5,8 +5,8 @@
   (``run_deployment(..., timeout=0)``); a worker or ``ccm serve`` runs it.
 * Otherwise (the embedded default): ``ccm run <definition>`` as a child process in a session of
   its own (so a console restart does not kill it), its output in
-  ``reports/<campaign>/console-runs/<time>-<user>.log``. The ledger's location reaches it through
-  ``CCM_LEDGER`` in its environment, never on its command line.
+  ``reports/<campaign>/console-runs/<time>-<user>.log``. It gets the console's ledger with
+  ``--ledger``; a password in the ledger's URL goes in its environment (``PGPASSWORD``) instead.
 
 One run per campaign: the ledger's runner lock decides (a second ``ccm run`` exits with "already
 running"); the console also refuses to launch a campaign whose status shows a live run, and
@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from sqlalchemy.engine import make_url
 
 from ccm_tasks.console import controls
 from ccm_tasks.ledger import Ledger
@@ -94,11 +96,16 @@ class Launcher:
         folder = campaign_reports_dir(name) / "console-runs"
         folder.mkdir(parents=True, exist_ok=True)
         log_path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{_safe(by)}.log"
-        command = [sys.executable, "-m", "ccm_tasks.cli", "run", str(definition)]
+        env = {**os.environ, "CCM_HOME": str(ccm_home().resolve()), "PYTHONUNBUFFERED": "1"}
+        url = make_url(self.ledger.url)
+        if url.password is not None:
+            # Never on a command line (any local user can read those): psycopg reads PGPASSWORD.
+            env["PGPASSWORD"] = str(url.password)
+            url = url.set(password=None)
+        command = [sys.executable, "-m", "ccm_tasks.cli", "run", str(definition),
+                   "--ledger", url.render_as_string(hide_password=False)]
         if not self.run_with_prefect:
             command.append("--no-prefect")
-        env = {**os.environ, "CCM_LEDGER": self.ledger.url, "CCM_HOME": str(ccm_home().resolve()),
-               "PYTHONUNBUFFERED": "1"}
         with log_path.open("ab") as log:
             child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,  # noqa: S603
                                      stderr=subprocess.STDOUT, start_new_session=True,
