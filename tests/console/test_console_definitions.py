@@ -55,7 +55,8 @@ def test_problems_are_shown_next_to_their_fields(console: Console) -> None:
     page = client.get("/campaigns/demo/edit")
     assert page.status_code == 200 and "Mobile No." in page.text  # the preview found the phone column
     response = client.post("/campaigns/demo/edit", data={
-        "csrf_token": csrf(page.text), "window_start": "25:00", "window_end": "21:00", "timezone": "Mars/Base",
+        "csrf_token": csrf(page.text), "window_start": "25:00", "window_end": "21:00",
+        "timezone": "Mars/Base",
         "days": ["mon"], "virtual_number": "+918045680000", "max_attempts": "0", "interval_minutes": "30",
         "api_budget_per_minute": "200", "sheet": ["", "*"]})
     assert response.status_code == 400

@@ -15,7 +15,8 @@ from tests.console.conftest import PASSWORD, Console, csrf
 def _signed_in(base: str, name: str) -> tuple[httpx.Client, str]:
     client = httpx.Client(base_url=base, follow_redirects=False, timeout=60)
     token = csrf(client.get("/login").text)
-    assert client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token}).status_code == 303
+    signed = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token})
+    assert signed.status_code == 303
     return client, csrf(client.get("/").text)
 
 

@@ -15,7 +15,8 @@ from tests.console.conftest import Console, csrf
 DEMO = Path(__file__).resolve().parents[2] / "campaigns" / "demo"
 
 
-def _new(client: object, files: list[tuple[str, tuple[str, bytes]]], name: str = "upl", **fields: str) -> object:
+def _new(client: object, files: list[tuple[str, tuple[str, bytes]]], name: str = "upl",
+         **fields: str) -> object:
     token = csrf(client.get("/campaigns/new").text)  # type: ignore[attr-defined]
     data = {"csrf_token": token, "name": name, "virtual_number": "+918045680000", "roster": "0", **fields}
     return client.post("/campaigns/new", data=data, files=files)  # type: ignore[attr-defined]
@@ -59,7 +60,8 @@ def test_oversized_upload_is_refused_before_it_is_read(make_console: object) -> 
 
 def test_row_limit(make_console: object) -> None:
     console = make_console(max_rows=100)  # type: ignore[operator]
-    response = _new(console.client("operator"), [("customers", ("c.csv", (DEMO / "customers.csv").read_bytes()))])
+    upload = ("c.csv", (DEMO / "customers.csv").read_bytes())
+    response = _new(console.client("operator"), [("customers", upload)])
     assert response.status_code == 400 and any("at most 100" in e for e in _errors(response.text))
 
 
@@ -101,7 +103,8 @@ def test_formulas_are_text_and_names_are_harmless(tmp_path: Path) -> None:
     data = io.BytesIO()
     workbook.save(data)
     data.seek(0)
-    stored = store_upload(data, tmp_path, "..\\..\\evil/.. name.xlsx", max_bytes=2**20, max_expanded_bytes=2**24)
+    stored = store_upload(data, tmp_path, "..\\..\\evil/.. name.xlsx", max_bytes=2**20,
+                          max_expanded_bytes=2**24)
     assert stored.path.parent == tmp_path / "uploads" and stored.path.suffix == ".xlsx"
     assert display_stem("../../") == "file"
     (table,) = preview(stored.path)
