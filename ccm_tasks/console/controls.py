@@ -23,7 +23,7 @@ try:
     CONTROLS_AVAILABLE = True
     """Whether pause / resume / stop reach a running engine (the real control module is here)."""
 except ImportError:  # pragma: no cover - depends on what main has merged
-    from ccm_tasks.console._interim_control import (
+    from ccm_tasks.console._interim_control import (  # type: ignore[assignment, misc, unused-ignore]
         AgentView,
         CampaignNotFound,
         CampaignStatus,
