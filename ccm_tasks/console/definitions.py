@@ -25,6 +25,10 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """Campaign names the console accepts (the definition's rule, with a length bound)."""
 
 
+CONSOLE_HEADER = "# Campaign"
+"""How the first line of a definition the console wrote begins (``# Campaign <name>: written by...``)."""
+
+
 class NoSuchDefinition(LookupError):
     """No definition of that campaign under the campaigns folder."""
 
@@ -60,6 +64,16 @@ class Workspace:
             if definition.name == name:
                 return path
         raise NoSuchDefinition(f"no definition of campaign {name!r} under {self.campaigns_dir}")
+
+    def owns(self, name: str) -> bool:
+        """Whether the campaign's definition is one the console wrote (and may rewrite): a file
+        written by hand keeps its comments, so the console never rewrites it."""
+        path = self.folder_for(name) / f"{name}.yaml"
+        try:
+            with path.open(encoding="utf-8") as handle:
+                return handle.readline().startswith(f"{CONSOLE_HEADER} {name}:")
+        except OSError:
+            return False
 
     def load(self, name: str) -> CampaignDefinition:
         """The campaign's definition (raises :class:`DefinitionError` when it is invalid)."""
@@ -125,7 +139,7 @@ class Workspace:
         folder = self.folder_for(name)
         path = folder / f"{name}.yaml"
         definition = CampaignDefinition.from_mapping(dict(mapping), base_dir=folder, source=path)
-        header = (f"# Campaign {name}: written by the ccm console ({by}, "
+        header = (f"{CONSOLE_HEADER} {name}: written by the ccm console ({by}, "
                   f"{time.strftime('%Y-%m-%d %H:%M:%S %z')}).\n"
                   "# An ordinary definition: `ccm validate` and `ccm run` read it; every key is "
                   "documented in campaigns/example.yaml.\n")

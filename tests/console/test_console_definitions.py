@@ -52,9 +52,14 @@ def test_written_file_is_read_by_ccm_run_unchanged(tmp_path: Path) -> None:
 
 def test_problems_are_shown_next_to_their_fields(console: Console) -> None:
     client = console.client("operator")
-    page = client.get("/campaigns/demo/edit")
+    demo = console.home / "campaigns" / "demo"
+    made = client.post("/campaigns/new", data={"csrf_token": csrf(client.get("/").text), "name": "mine",
+                                               "virtual_number": "+918045680000", "roster": "0"},
+                       files=[("customers", ("customers.csv", (demo / "customers.csv").read_bytes()))])
+    assert made.status_code == 303
+    page = client.get("/campaigns/mine/edit")
     assert page.status_code == 200 and "Mobile No." in page.text  # the preview found the phone column
-    response = client.post("/campaigns/demo/edit", data={
+    response = client.post("/campaigns/mine/edit", data={
         "csrf_token": csrf(page.text), "window_start": "25:00", "window_end": "21:00",
         "timezone": "Mars/Base",
         "days": ["mon"], "virtual_number": "+918045680000", "max_attempts": "0", "interval_minutes": "30",
@@ -62,4 +67,9 @@ def test_problems_are_shown_next_to_their_fields(console: Console) -> None:
     assert response.status_code == 400
     for field in ("window_start", "timezone", "max_attempts"):
         assert re.search(rf'id="{field}-error">[^<]+', response.text), field
-    assert "ccm console" not in (REPO / "campaigns" / "demo" / "demo.yaml").read_text()  # nothing written
+    assert "max_attempts: 3" in (console.home / "campaigns" / "mine" / "mine.yaml").read_text()  # unchanged
+    # A definition written by hand is shown, never rewritten.
+    assert "written by hand" in client.get("/campaigns/demo/edit").text
+    refused = client.post("/campaigns/demo/edit", data={"csrf_token": csrf(page.text)})
+    assert refused.status_code == 400 and "edit demo.yaml by hand" in refused.text
+    assert (demo / "demo.yaml").read_text() == (REPO / "campaigns" / "demo" / "demo.yaml").read_text()

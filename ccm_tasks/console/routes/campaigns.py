@@ -218,7 +218,7 @@ def _settings_context(state: ConsoleState, name: str, form: FormState) -> dict[s
             "definition_path": state.workspace.path_for(name), "mapping": mapping,
             "agents": definition.display_path(definition.agents),
             "do_not_call": [definition.display_path(p) for p in definition.do_not_call],
-            "retryable": RETRYABLE_STATUSES, "weekdays": WEEKDAYS}
+            "retryable": RETRYABLE_STATUSES, "weekdays": WEEKDAYS, "own": state.workspace.owns(name)}
 
 
 @router.get("/campaigns/{name}/edit")
@@ -241,6 +241,11 @@ async def save_settings(request: Request, name: str, user: Operator,
 
 
 def _save_settings(request: Request, name: str, form: FormData, user: User, state: ConsoleState) -> Response:
+    if not state.workspace.owns(name):
+        file = state.workspace.path_for(name).name
+        return _outcome(request, user, name, False, "This definition was written by hand, so the console "
+                        f"does not rewrite it (it would lose its comments): edit {file} by hand, or "
+                        "create the campaign in the console.", status_code=400)
     definition = state.workspace.load(name)
     base = to_mapping(definition, definition.base_dir)
     values: dict[str, Any] = {}
@@ -311,7 +316,7 @@ def launch(request: Request, name: str, user: Operator, state: State,
     path = state.workspace.path_for(name)
     definition = state.workspace.load(name)
     mapping = to_mapping(definition, definition.base_dir)
-    own = path == state.workspace.folder_for(name) / f"{name}.yaml"
+    own = state.workspace.owns(name)
     if when in ("schedule", "at") and not own:
         return _outcome(request, user, name, False, "Only campaigns created in the console can get a start "
                         f"time or a schedule here; edit {path.name} by hand (start_at, schedule).",
