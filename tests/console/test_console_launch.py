@@ -72,3 +72,25 @@ def test_a_second_console_loses_to_the_ledger_lock(console: Console, make_consol
         assert response.status_code == 409 and "already running in another process" in response.text
     finally:
         other.stop_runs()
+
+
+def test_launch_at_a_time_waits_for_it(console: Console) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    client = console.client("operator")
+    token = csrf(client.get("/").text)
+    demo = console.home / "campaigns" / "demo"
+    made = client.post("/campaigns/new", data={"csrf_token": token, "name": "tonight",
+                                               "virtual_number": "+918045680000", "roster": "0"},
+                       files=[("customers", ("customers.csv", (demo / "customers.csv").read_bytes()))])
+    assert made.status_code == 303
+    later = (datetime.now(ZoneInfo("Asia/Kolkata")) + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")
+    launched = client.post("/campaigns/tonight/launch", data={"csrf_token": token, "when": "at",
+                                                              "start_at": later})
+    assert launched.status_code == 200 and "Started `ccm run`" in launched.text, launched.text
+    written = (console.home / "campaigns" / "tonight" / "tonight.yaml").read_text()
+    assert f"start_at: '{later}:00+05:30'" in written
+    (status,) = controls.status(console.ledger, "tonight")
+    assert status.runner is not None and status.final == 0  # holding the campaign, waiting: nothing dialled
+    assert console.ledger.count("attempts") == 0
