@@ -266,6 +266,96 @@ def _cmd_requeue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_console(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ccm_tasks.console import create_app
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.logs import configure_logging
+    from ccm_tasks.paths import resolve_ledger
+    from ccm_tasks.settings import ConsoleSettings
+
+    configure_logging(with_prefect=False)
+    settings = ConsoleSettings()
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    ledger = Ledger(resolve_ledger(args.ledger))
+    app = create_app(settings, ledger=ledger)
+    if not ledger_has_users(ledger):
+        print("ccm console: no user can sign in yet; add one first:\n"
+              "  ccm users add NAME --role admin", file=sys.stderr)
+    print(f"ccm console on http://{host}:{port}/ (ledger {ledger!r}); Ctrl-C to stop")
+    sys.stdout.flush()
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True, proxy_headers=True,
+                server_header=False)
+    return 0
+
+
+def ledger_has_users(ledger: Ledger) -> bool:
+    """Whether anyone can sign in to the console."""
+    from ccm_tasks.ledger.users import Users
+
+    return any(u.active for u in Users(ledger).all())
+
+
+def _cmd_users(args: argparse.Namespace) -> int:
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.ledger.users import UserError, Users
+    from ccm_tasks.paths import resolve_ledger
+
+    ledger = Ledger(resolve_ledger(args.ledger))
+    users = Users(ledger)
+    try:
+        if args.action == "list":
+            everyone = users.all()
+            if not everyone:
+                print("no users; add one with: ccm users add NAME --role admin")
+            for u in everyone:
+                print(f"{u.name:24} {u.role:9} {'active' if u.active else 'disabled'}")
+            return 0
+        if not args.name:
+            print(f"ccm users {args.action}: give the user's NAME", file=sys.stderr)
+            return 2
+        if args.action == "add":
+            password = _read_password(args.password_stdin)
+            if password is None:
+                return 2
+            user = users.add(args.name, args.role, password)
+            print(f"added {user.name} ({user.role})")
+        elif args.action == "disable":
+            users.disable(args.name)
+            print(f"disabled {args.name} (their sessions ended)")
+        elif args.action == "enable":
+            users.enable(args.name)
+            print(f"enabled {args.name}")
+        elif args.action == "password":
+            password = _read_password(args.password_stdin)
+            if password is None:
+                return 2
+            users.set_password(args.name, password)
+            print(f"changed the password of {args.name} (their sessions ended)")
+        elif args.action == "role":
+            print(f"{args.name} is now {users.set_role(args.name, args.role).role}")
+    except UserError as exc:
+        print(f"ccm users: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        ledger.close()
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    import getpass
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        print("ccm users: the passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
 def _existing_ledger(location: str | None, command: str) -> Ledger | None:
     """The ledger at ``location`` (default: $CCM_HOME/var/ledger.sqlite), or None after saying it
     is missing: reading commands never create an empty one."""
@@ -362,6 +452,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8780)
     _add_ledger_option(p)
     p.set_defaults(handler=_cmd_callbacks)
+
+    p = sub.add_parser("console", help="serve the operations console (web pages: upload, launch, watch, "
+                                       "control, reports)")
+    p.add_argument("--host", help="listen address (default $CCM_CONSOLE_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default $CCM_CONSOLE_PORT or 8000)")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_console)
+
+    p = sub.add_parser("users", help="console users: add, list, disable, enable, password, role")
+    p.add_argument("action", choices=["add", "list", "disable", "enable", "password", "role"])
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--role", choices=["operator", "manager", "admin"], default="manager",
+                   help="manager reads; operator uploads, launches and controls; admin manages users")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of standard input (for scripts)")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_users)
 
     p = sub.add_parser("demo", help="run the demo campaign on the built-in simulator, from scratch")
     p.add_argument("campaign_file", nargs="?", default=Path("campaigns/demo/demo.yaml"), type=Path)

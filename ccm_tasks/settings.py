@@ -129,3 +129,46 @@ class PathSettings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+
+class ConsoleSettings(BaseSettings):
+    """The operations console (``ccm console``): listen address, session secret, upload limits.
+
+    Read from ``CCM_CONSOLE_*``. When ``CCM_CONSOLE_SECRET`` is not set, a secret is generated once
+    and kept in the ledger (``ledger_meta``), so a restart, or a second console sharing the ledger,
+    does not sign everyone out.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CCM_CONSOLE_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    secret: SecretStr | None = None
+    # The whole upload form (every file in it together), in MiB.
+    max_upload_mb: float = Field(default=32, gt=0)
+    # Data rows across a campaign's customer files (every sheet).
+    max_rows: int = Field(default=500_000, gt=0)
+    # A workbook (a zip inside) whose parts expand past this many MiB is refused unread.
+    max_workbook_expanded_mb: float = Field(default=512, gt=0)
+    session_hours: float = Field(default=12, gt=0)
+    # Secure-flag the cookies: None = when the request came over https (directly or via a proxy
+    # that says so with X-Forwarded-Proto and is trusted by uvicorn's --forwarded-allow-ips).
+    https: bool | None = None
+    login_attempts: int = Field(default=5, ge=1)  # failed sign-ins per name (and per address) ...
+    login_window_seconds: float = Field(default=300, gt=0)  # ... within this many seconds
+    # Where the console writes campaign folders (default: $CCM_HOME/campaigns).
+    campaigns_dir: str | None = None
+    # A definition whose settings (window, retry, call, dialer...) new campaigns start from
+    # (default: campaigns/example.yaml when it exists, else the built-in defaults).
+    template: str | None = None
+    # Embedded launches run `ccm run` with its Prefect flow (False: `ccm run --no-prefect`).
+    run_with_prefect: bool = True
+    # How long a launch waits for the run to take the campaign's lock before answering the page.
+    launch_wait_seconds: float = Field(default=20, gt=0)
+
+    @field_validator("secret", "campaigns_dir", "template", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value

@@ -246,3 +246,17 @@ events = Table(
     Column("data", JSON),
 )
 Index("ix_events_campaign", events.c.campaign_id, events.c.kind)
+
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # operator | manager | admin
+    Column("password_hash", Text, nullable=False),  # argon2id, with its parameters and salt
+    Column("created_at", Double, nullable=False),  # wall time, as every console column
+    Column("disabled_at", Double),
+    # Sessions issued before this moment are void (sign-out ends every session of the user).
+    Column("sessions_after", Double, nullable=False, default=0.0),
+    Column("last_sign_in_at", Double),
+)
