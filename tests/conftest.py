@@ -77,3 +77,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if reason.startswith(f"needs {what}:"):
             report.outcome = "failed"
             report.longrepr = f"CI requires {what}, but the test skipped: {reason}"
+
+
+# --------------------------------------------------------------------------- ledgers: SQLite and PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster for the session (tests.pg); skips loudly without the binaries."""
+    import subprocess
+
+    from tests.pg import start_cluster
+    from tests.support import needs
+
+    try:
+        cluster = start_cluster()
+    except (FileNotFoundError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        pytest.skip(needs("postgresql", f"{exc} {detail.decode(errors='replace')[-300:]}"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A fresh ledger location: a SQLite file, then a PostgreSQL database (each test runs on both)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.sqlite")
+    return str(request.getfixturevalue("pg_cluster").database())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,8 +17,8 @@ from tests.support import spec_example
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    ledger = Ledger(tmp_path / "l.sqlite")
+def setup(ledger_url: str) -> Iterator[dict[str, Any]]:
+    ledger = Ledger(ledger_url)
     holder = ledger.register_holder("t")
     cid = ledger.upsert_campaign("c1", definition_path="-", timezone="Asia/Kolkata", now=1.0)
     ledger.sync_customers(cid, [{"customer_key": "+919953123456", "phone": "+919953123456"}], 1.0)

@@ -327,7 +327,8 @@ class AttemptStore(CampaignStore):
         c, a = t.customers.c, t.attempts.c
         with self.write() as conn:
             query = select(c.id, c.customer_key, c.attempts).where(
-                c.campaign_id == campaign_id, c.state == str(CustomerState.DONE), c.final_status == "unknown")
+                c.campaign_id == campaign_id, c.state == str(CustomerState.DONE), c.final_status == "unknown"
+            ).with_for_update()
             rows = [r for r in conn.execute(query).all() if keys is None or r.customer_key in keys]
             for row in rows:
                 conn.execute(update(t.customers).where(c.id == row.id).values(

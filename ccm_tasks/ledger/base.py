@@ -199,8 +199,10 @@ class LedgerBase:
     def insert_ignore(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
         """``INSERT ... ON CONFLICT DO NOTHING``; True if the row went in (the database decides)."""
         dialect = sqlite if self.is_sqlite else postgresql
-        statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
-        return bool(conn.execute(statement).rowcount)
+        # RETURNING, not rowcount: with implicit RETURNING psycopg reports rowcount -1.
+        statement = (dialect.insert(table).values(**values).on_conflict_do_nothing()
+                     .returning(*table.primary_key.columns))
+        return conn.execute(statement).first() is not None
 
 
 def pk(result: Any) -> int:

@@ -187,16 +187,16 @@ class BudgetStore(CallbackStore):
                 "factor": float(row["factor"])}
 
     def _bucket(self, conn: Connection, account: str, per_minute: int, now: float) -> Bucket:
+        """The account's bucket, its row locked until the transaction ends (created on first use)."""
+        fresh = Bucket.fresh(per_minute, now)
+        self.insert_ignore(conn, t.api_budgets, {
+            "account": account, "per_minute": per_minute, "tokens": fresh.tokens,
+            "get_tokens": fresh.get_tokens, "refilled_at": now, "factor": 1.0, "blocked_until": 0.0,
+            "last_429_at": -1e18, "post_waiting_until": 0.0, "window_start": now, "window_count": 0,
+            "last_window_count": 0, "rate_limited": 0})
+        # FOR UPDATE: two processes taking grants at once must not both spend the same tokens.
         row = conn.execute(select(t.api_budgets).where(t.api_budgets.c.account == account)
-                           ).mappings().first()
-        if row is None:
-            fresh = Bucket.fresh(per_minute, now)
-            self.insert_ignore(conn, t.api_budgets, {
-                "account": account, "per_minute": per_minute, "tokens": fresh.tokens,
-                "get_tokens": fresh.get_tokens, "refilled_at": now, "factor": 1.0, "blocked_until": 0.0,
-                "last_429_at": -1e18, "post_waiting_until": 0.0, "window_start": now, "window_count": 0,
-                "last_window_count": 0, "rate_limited": 0})
-            return fresh
+                           .with_for_update()).mappings().one()
         bucket = Bucket(int(row["per_minute"]), float(row["tokens"]), float(row["get_tokens"]),
                         float(row["refilled_at"]), float(row["factor"]), float(row["blocked_until"]),
                         float(row["last_429_at"]), float(row["post_waiting_until"]))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ccm_tasks.ledger import schema as t
 from ccm_tasks.ledger.base import pk, transaction_retry
@@ -199,7 +200,7 @@ class CampaignStore(HolderStore):
         c = t.campaigns.c
         with self.write() as conn:
             row = conn.execute(select(c.control, c.control_by, c.control_reason, c.control_at)
-                               .where(c.id == campaign_id)).first()
+                               .where(c.id == campaign_id).with_for_update()).first()
             if row is None:
                 return None
             previous = Control(row.control or "run", row.control_by, row.control_reason, row.control_at)
@@ -259,13 +260,10 @@ class CampaignStore(HolderStore):
 
     @transaction_retry
     def _insert_customers(self, rows: list[dict[str, Any]]) -> None:
+        """Insert new customers; one another syncer inserted meanwhile is skipped (the key decides)."""
+        dialect = sqlite if self.is_sqlite else postgresql
         with self.write() as conn:
-            known = set(conn.execute(select(t.customers.c.customer_key).where(
-                t.customers.c.campaign_id == rows[0]["campaign_id"],
-                t.customers.c.customer_key.in_([r["customer_key"] for r in rows]))).scalars())
-            fresh = [r for r in rows if r["customer_key"] not in known]  # another syncer got there first
-            if fresh:
-                conn.execute(insert(t.customers), fresh)
+            conn.execute(dialect.insert(t.customers).on_conflict_do_nothing(), rows)
 
     @transaction_retry
     def _move_customers(self, campaign_id: int, keys: list[str], from_state: CustomerState,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -28,7 +28,6 @@ from tests.dialer.harness import (
     fast_scenario,
     final_states,
     make_engine,
-    open_ledger,
     quick_config,
     roster,
     sim_agents,
@@ -70,8 +69,10 @@ async def run(engine: CampaignEngine, limit: float = 60) -> RunResult:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return open_ledger(tmp_path)
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    book = Ledger(ledger_url)
+    yield book
+    book.close()
 
 
 # ----------------------------------------------------------------------------- properties

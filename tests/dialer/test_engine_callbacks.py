@@ -24,7 +24,6 @@ from tests.dialer.harness import (
     fast_scenario,
     finish,
     make_engine,
-    open_ledger,
     quick_config,
     roster,
     settle,
@@ -35,8 +34,10 @@ from tests.dialer.test_engine import assert_invariants, run
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    yield open_ledger(tmp_path)
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    book = Ledger(ledger_url)
+    yield book
+    book.close()
     stop_receivers()
 
 
@@ -166,7 +167,7 @@ async def test_a_receiver_in_another_process_reaches_the_dialer_through_the_ledg
         # The receiver shares the simulator's clock explicitly, as `ccm simulator` tells one to.
         env = {**os.environ, "CCM_SIM_CLOCK": sim.clock.spec}  # type: ignore[attr-defined]
         proc = subprocess.Popen([sys.executable, "-m", "ccm_tasks.cli", "callbacks", "--port", str(port),  # noqa: ASYNC220
-                                 "--ledger", str(tmp_path / "ledger.sqlite")],
+                                 "--ledger", ledger.url],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         try:
             base = f"http://127.0.0.1:{port}"

@@ -42,7 +42,7 @@ def scenario(time_scale: float = 600, seed: int = 4, **behaviour: float) -> Scen
     })
 
 
-def ledger_finals(ledger_path: Path) -> dict[str, dict[str, str | None]]:
+def ledger_finals(ledger_path: Path | str) -> dict[str, dict[str, str | None]]:
     from sqlalchemy import select
 
     from ccm_tasks.ledger import schema as t
@@ -59,7 +59,7 @@ def ledger_finals(ledger_path: Path) -> dict[str, dict[str, str | None]]:
     return out
 
 
-def attempt_uids(ledger_path: Path) -> dict[str, str]:
+def attempt_uids(ledger_path: Path | str) -> dict[str, str]:
     from sqlalchemy import select
 
     from ccm_tasks.ledger import schema as t
@@ -71,7 +71,7 @@ def attempt_uids(ledger_path: Path) -> dict[str, str]:
     return uids
 
 
-def witness(sim: SimulatorServer, ledger_path: Path, max_dials: int) -> list[dict]:
+def witness(sim: SimulatorServer, ledger_path: Path | str, max_dials: int) -> list[dict]:
     log = sim.dial_log()
     report = check_dial_log(log, max_dials=max_dials)
     assert report["overlaps"] == [], report["overlaps"][:5]
@@ -83,8 +83,8 @@ def witness(sim: SimulatorServer, ledger_path: Path, max_dials: int) -> list[dic
     return log
 
 
-def test_two_campaigns_in_two_processes_share_agents(tmp_path: Path) -> None:
-    ledger = tmp_path / "ledger.sqlite"
+def test_two_campaigns_in_two_processes_share_agents(tmp_path: Path, ledger_url: str) -> None:
+    ledger = ledger_url
     with SimulatorServer(scenario(customer_answer_probability=0.6)) as sim:
         env = ccm_env(sim, ledger, tmp_path / "reports")
         a = write_campaign(tmp_path / "a", "north", agents=agents(1, 6), numbers=numbers(0, 40))
@@ -107,9 +107,9 @@ def test_two_campaigns_in_two_processes_share_agents(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
+def test_sigkill_at_random_points_then_resume(tmp_path: Path, ledger_url: str) -> None:
     rng = random.Random(20261120)
-    ledger = tmp_path / "ledger.sqlite"
+    ledger = ledger_url
     kills = 0
     # Sized so that twelve kill cycles cannot finish it (~25 s of dialling at 120x).
     with SimulatorServer(scenario(time_scale=120, customer_answer_probability=0.5,
