@@ -1,30 +1,44 @@
-"""Phone numbers to E.164, decided exactly as libphonenumber decides, fast enough for a million rows.
+"""Phone numbers to E.164, exactly as written or not at all, fast enough for a million rows.
 
-:func:`normalise_phone` is the definition: a few spreadsheet rules of ours, then
-``phonenumbers.parse`` and ``is_valid_number``. Our rules, applied before the library:
+:func:`normalise_phone` is the definition: spreadsheet rules of ours, then ``phonenumbers.parse``
+and ``is_valid_number``. Our rules exist because the library is built to be forgiving, and a
+forgiving guess rings a stranger: it turns keypad letters into digits (``98765abcde`` would become
++919876522233), drops a stray letter, a ``*`` or a leading minus sign, and splits extensions off.
+Applied before the library, in this order:
 
-* blank (or whitespace only) -> rejected, ``blank phone``;
-* scientific notation (``9.19953E+11``, ``9,19953E+11``) -> rejected: Excel has already dropped digits
-  and guessing them would ring a stranger;
+* invisible format characters (zero-width space, word joiner, direction marks, soft hyphen) are
+  removed; what is left is stripped; nothing left -> ``blank phone``;
+* Excel's text wrappers are unwrapped: a leading apostrophe (``'+919953123456``, also how exports
+  guard against formula injection) and a formula that is a text literal (``="09953123456"``);
+* several numbers in one cell (``9953123456 / 9953123457``, ``..., ...``) -> rejected;
+* an extension (``ext. 12``, ``x12``, ``#12``, ``;ext=12``) -> rejected: Make Call cannot dial one;
+* scientific notation (``9.19953E+11``) -> rejected: Excel has already dropped digits;
 * a decimal (``919953123456.0``) is a spreadsheet number: ``.0`` (any number of zeros) is dropped,
   any other fraction is rejected;
-* a numeric cell (``int``/``float`` from a workbook) is written as its integer digits; a float that is
-  not an exact integer, or too large to be one (>= 2**53), is rejected as above.
+* after that only digits (any script: Devanagari and fullwidth digits are digits), spaces, dashes,
+  dots, slashes, parentheses and brackets may remain, and one ``+`` before the first digit. A letter
+  (``9812OOO018``: the letter O for zero) or any other symbol is rejected, the reason naming it; so
+  is a number starting with a minus sign (``-9812000023`` is a negative number, not a phone).
+
+A numeric cell (``int``/``float`` from a workbook) is written as its integer digits first
+(:func:`cell_text`); a float that is not an exact integer, or too large to be one, is rejected.
+Finally a valid number must belong to one of the campaign's countries (``customers.countries``).
 
 :class:`PhoneNormaliser.many` gives the same answers for a whole column. ``phonenumbers.parse`` plus
 ``is_valid_number`` costs 10-30 us a row, seconds per million, so the common shapes (``9953123456``,
 ``09953123456``, ``919953123456``, ``+91 99531-23456``...) are decided with NumPy on the raw bytes and
 with lookup tables compiled from the library's own metadata patterns (see ``_numberplan``); every
-other row goes through :func:`normalise_phone` with a cache. The fast path mirrors the library's
-parsing steps for the region (international prefix, default country code, national prefix) and
-only decides a row when the library's answer is certain; ``tests/inputs/test_inputs_phones.py``
-compares both on thousands of generated inputs.
+other row (letters, symbols, non-ASCII text among them) goes through :func:`normalise_phone` with a
+cache. The fast path mirrors the library's parsing steps for the region (international prefix,
+default country code, national prefix) and only decides a row when the answer is certain;
+``tests/inputs/test_inputs_phones.py`` compares both on thousands of generated inputs.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -44,10 +58,31 @@ REASON_FRACTION = "a number with decimals, not a phone number"
 REASON_NOT_A_NUMBER = "not a phone number"
 REASON_WRONG_LENGTH = "wrong number of digits"
 REASON_INVALID = "not a valid number (no such number range)"
+REASON_EXTENSION = "has an extension"
+REASON_SEVERAL = "holds more than one number (write one number per cell)"
+REASON_MINUS = "starts with a minus sign: a negative number, not a phone number"
+REASON_PLUS_INSIDE = "has a '+' that is not at the start"
 
 _SCIENTIFIC_RE = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
 _DECIMAL_RE = re.compile(r"(\+?\d+)\.(\d+)")
 _EXACT_FLOAT_LIMIT = 2**53
+# Unicode format characters (category Cf) that people paste without seeing them.
+_INVISIBLE_RE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+_APOSTROPHES = "'\u2018\u2019"
+_FORMULA_TEXT_RE = re.compile(r'=\s*"([^"]*)"')
+# Two numbers in one cell: separated by / , ; | & or a word "or"/"and", each with 7+ digits.
+_SEVERAL_SPLIT_RE = re.compile(r"[/,;|&\n\uff0f\uff0c\uff1b]|\s(?:or|and)\s", re.IGNORECASE)
+_MIN_DIGITS_OF_A_NUMBER = 7
+_EXTENSION_RE = re.compile(
+    r"\d[\s\-.)\]]*(?:[,;]\s*)?(?:e?xt(?:ension|n)?\.?|x|\#|~|;\s*ext\s*=)\s*[:.=]?\s*\d{1,7}\s*\#?$",
+    re.IGNORECASE,
+)
+_PLUS_SIGNS = "+\uff0b"
+_OPENERS = "([\uff08\uff3b"
+_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\uff0d\ufe63"
+# What may stand between digits: libphonenumber's punctuation less "x", "~" and the tildes (which
+# it reads as extension marks), plus any Unicode space.
+_SEPARATORS = frozenset(_DASHES + _OPENERS + ")]\uff09\uff3d./\uff0e\uff0f")
 
 ObjectArray = npt.NDArray[np.object_]
 IntArray = npt.NDArray[np.int64]
@@ -109,11 +144,21 @@ def cell_text(value: object) -> str:
     return str(value)
 
 
-def normalise_phone(value: object, region: str = "IN") -> PhoneResult:
-    """The reference: our spreadsheet rules, then ``phonenumbers.parse`` + ``is_valid_number``."""
-    text = cell_text(value).strip()
+def normalise_phone(
+    value: object, region: str = "IN", countries: Collection[str] | None = None
+) -> PhoneResult:
+    """The reference: our spreadsheet rules (module docstring), then ``phonenumbers.parse`` +
+    ``is_valid_number``; a valid number outside ``countries`` (None: any) is rejected too."""
+    text = _INVISIBLE_RE.sub("", cell_text(value)).strip()
     if not text:
         return PhoneResult(None, REASON_BLANK)
+    text = unwrap_text(text)
+    if not text:
+        return PhoneResult(None, REASON_BLANK)
+    if _holds_several(text):
+        return PhoneResult(None, REASON_SEVERAL)
+    if _has_extension(text):
+        return PhoneResult(None, REASON_EXTENSION)
     if _SCIENTIFIC_RE.fullmatch(text):
         return PhoneResult(None, REASON_SCIENTIFIC)
     decimal = _DECIMAL_RE.fullmatch(text)
@@ -121,15 +166,108 @@ def normalise_phone(value: object, region: str = "IN") -> PhoneResult:
         if decimal.group(2).strip("0"):
             return PhoneResult(None, REASON_FRACTION)
         text = decimal.group(1)
+    problem = character_problem(text)
+    if problem is not None:
+        return PhoneResult(None, problem)
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException:
         return PhoneResult(None, REASON_NOT_A_NUMBER)
+    if number.extension:  # our rules leave no extension mark, but the library knows more
+        return PhoneResult(None, REASON_EXTENSION)
     if phonenumbers.is_valid_number(number):
+        if countries is not None:
+            if phonenumbers.region_code_for_number(number) not in countries:
+                return PhoneResult(None, country_reason(number))
         return PhoneResult(phonenumbers.format_number(number, PhoneNumberFormat.E164), None)
     if phonenumbers.is_possible_number(number):
         return PhoneResult(None, REASON_INVALID)
     return PhoneResult(None, REASON_WRONG_LENGTH)
+
+
+def unwrap_text(text: str) -> str:
+    """Excel's ways of keeping a number as text: ``'0995...`` and ``="0995..."`` (stripped)."""
+    if text[0] in _APOSTROPHES and len(text) > 1 and text[1] not in _APOSTROPHES:
+        return text[1:].strip()
+    formula = _FORMULA_TEXT_RE.fullmatch(text)
+    if formula:
+        return _INVISIBLE_RE.sub("", formula.group(1)).strip()
+    return text
+
+
+def _has_extension(text: str) -> bool:
+    """A whole number (6+ digits), then an extension mark and its digits, at the end."""
+    match = _EXTENSION_RE.search(text)
+    return match is not None and sum(c.isdecimal() for c in text[: match.start() + 1]) >= 6
+
+
+def _holds_several(text: str) -> bool:
+    pieces: list[str] = _SEVERAL_SPLIT_RE.split(text)
+    if len(pieces) < 2:
+        return False
+    numbers = [p for p in pieces if sum(c.isdecimal() for c in p) >= _MIN_DIGITS_OF_A_NUMBER]
+    return len(numbers) >= 2
+
+
+def character_problem(text: str) -> str | None:
+    """Why ``text`` is not digits and separators with at most a leading ``+``; None if it is.
+
+    The reason names the characters: ``letter 'O' found where digits belong`` for ``9812OOO018``.
+    """
+    letters: dict[str, None] = {}
+    others: dict[str, None] = {}
+    plus_at: list[int] = []
+    digits = 0
+    for i, char in enumerate(text):
+        if char.isdecimal():
+            digits += 1
+        elif char in _SEPARATORS or char.isspace():
+            pass
+        elif char in _PLUS_SIGNS:
+            plus_at.append(i)
+        elif char.isalpha():
+            letters[char] = None
+        else:
+            others[char] = None
+    if not digits:
+        return REASON_NOT_A_NUMBER  # "N/A", "call later": words, not a mistyped number
+    if letters or others:
+        parts = []
+        if letters:
+            parts.append(_named("letter", list(letters)))
+        if others:
+            parts.append(_named("character", list(others)))
+        return " and ".join(parts) + " found where digits belong"
+    # The first thing that is not a space or an opening bracket is a digit, or one "+" and then
+    # (after spaces and brackets) a digit.
+    significant = [(i, c) for i, c in enumerate(text) if not c.isspace() and c not in _OPENERS]
+    position = 0
+    if significant and significant[0][1] in _PLUS_SIGNS:
+        position = 1
+    if any(i != significant[0][0] for i in plus_at):
+        return REASON_PLUS_INSIDE
+    if position < len(significant) and not significant[position][1].isdecimal():
+        first = significant[position][1]
+        if first in _DASHES:
+            return REASON_MINUS
+        return f"starts with {first!r}, not a digit"
+    return None
+
+
+def _named(kind: str, chars: list[str]) -> str:
+    shown = ", ".join(repr(c) for c in chars[:6]) + (", ..." if len(chars) > 6 else "")
+    return f"{kind}{'s' if len(chars) > 1 else ''} {shown}"
+
+
+def country_reason(number: phonenumbers.PhoneNumber) -> str:
+    """``+1: United States, not in this campaign's countries`` for a valid number."""
+    from phonenumbers import geocoder  # its name tables cost ~0.4 s to import: only when needed
+
+    name = geocoder.country_name_for_number(number, "en")
+    if not name:
+        region = phonenumbers.region_code_for_number(number)
+        name = "an international (non-geographic) number" if region == "001" else str(region)
+    return f"+{number.country_code}: {name}, not in this campaign's countries"
 
 
 def is_supported_region(region: str) -> bool:
@@ -145,7 +283,7 @@ _POW10 = np.array([10**i for i in range(19)], dtype=np.int64)
 _SPACE, _PLUS, _DASH, _OPEN, _CLOSE = 32, 43, 45, 40, 41
 
 # Row verdicts inside the fast path.
-_SLOW, _OK, _BAD, _BLANK = -1, 1, 0, 2
+_SLOW, _OK, _BAD, _BLANK, _BAD_COUNTRY = -1, 1, 0, 2, 3
 _MAX_NSN = 17  # libphonenumber's _MAX_LENGTH_FOR_NSN: longer national numbers raise TOO_LONG
 _NOT_POSSIBLE = (
     ValidationResult.TOO_SHORT,
@@ -375,6 +513,10 @@ def _fast_chunk(
         verdict[no_digits[only_space]] = _BLANK
     # Fewer than 3 digits meets the library's viability rules in ways not worth modelling here.
     slow = ~(fits & taken.all(axis=0) & (n_digits >= 3) & (n_digits <= 18))
+    # A dash or ")" before the first digit (a minus sign, "-9812000023") is our rule, not the
+    # library's (which skips it): the reference decides those rows.
+    before_digits = ~np.logical_or.accumulate(is_digit, axis=0)
+    slow |= (before_digits & ((by_column == _DASH) | (by_column == _CLOSE))).any(axis=0)
 
     # The digits as one integer: Horner's rule over the character positions.
     value = np.zeros(n_rows, dtype=np.int64)
@@ -437,14 +579,31 @@ def _e164_strings(keys: IntArray) -> ObjectArray:
 
 
 class PhoneNormaliser:
-    """Normalises numbers for one default region; remembers the answers it had to compute slowly."""
+    """Normalises numbers for one default region; remembers the answers it had to compute slowly.
 
-    def __init__(self, region: str = "IN") -> None:
+    ``countries``: the regions whose numbers are accepted (None: a valid number of any country).
+    """
+
+    def __init__(self, region: str = "IN", countries: Iterable[str] | None = None) -> None:
         self.region = region.upper()
         if not is_supported_region(self.region):
             raise ValueError(f"unknown phone region {region!r}")
+        self.countries = (
+            frozenset(c.upper() for c in countries) if countries is not None else None
+        )
+        unknown = sorted(c for c in self.countries or () if not is_supported_region(c))
+        if unknown:
+            raise ValueError(f"unknown phone region(s) {', '.join(unknown)}")
         self._cache: dict[str, PhoneResult] = {}
         self._plan = _fast_plan(self.region)
+        # Every number the fast path accepts belongs to its region (one region per country code).
+        self._fast_reject: str | None = None
+        if self._plan is not None and self.countries is not None and self.region not in self.countries:
+            example = phonenumbers.example_number(self.region)
+            self._fast_reject = (
+                country_reason(example) if example is not None
+                else f"+{self._plan.country_code}: {self.region}, not in this campaign's countries"
+            )
         self.fast_rows = 0
         self.slow_rows = 0
 
@@ -458,7 +617,7 @@ class PhoneNormaliser:
         text = cell_text(value)
         found = self._cache.get(text)
         if found is None:
-            found = normalise_phone(text, self.region)
+            found = normalise_phone(text, self.region, self.countries)
             self._cache[text] = found
         return found
 
@@ -482,6 +641,10 @@ class PhoneNormaliser:
                 possible[start : start + len(chunk)] = p
         e164 = np.full(n, None, dtype=object)
         reason = np.full(n, None, dtype=object)
+        if self._fast_reject is not None:
+            reason[verdict == _OK] = self._fast_reject
+            key[verdict == _OK] = 0
+            verdict[verdict == _OK] = _BAD_COUNTRY
         ok = verdict == _OK
         e164[ok] = _e164_strings(key[ok])
         reason[(verdict == _BAD) & possible] = REASON_INVALID
