@@ -33,7 +33,8 @@ def _keys(*names: str) -> tuple[str, ...]:
 
 PHONE_HEADERS: tuple[str, ...] = _keys(
     "phone", "phone number", "phone no", "phone num", "mobile", "mobile no", "mobile number",
-    "mobile phone", "mobile phone number", "phone (mobile)", "mob", "mob no", "contact",
+    "mobile phone", "mobile phone number", "phone (mobile)", "mobile num", "mob", "mob no",
+    "mob number", "ph", "ph no", "ph number", "contact", "contact num",
     "contact no", "contact number", "contact phone", "contact mobile", "msisdn",
     "customer phone", "customer phone number", "customer mobile", "customer mobile no",
     "customer mobile number", "customer number", "customer contact", "customer contact no",

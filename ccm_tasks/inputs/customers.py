@@ -230,8 +230,13 @@ def _read_part(
         )
         if not table.delimited and prose and table.kind == "csv" and mapping.phone is None:
             problem = (
-                "does not look like a spreadsheet: the first line has no ',', ';' or tab "
+                "does not look like a spreadsheet: the first line has no ',', ';', '|' or tab "
                 "between columns, and no phone column"
+            )
+        elif mapping.phone is None and rows_with_numbers(normaliser.region)(table.headers):
+            problem = (
+                f"the header row (row {table.header_row}) holds a phone number, so the file "
+                "has no header: add one (e.g. Phone) above the first row"
             )
         elif table.header_row == 1 and mapping.phone is None:
             problem += "; if the header is not the first row, give its row with header_row"

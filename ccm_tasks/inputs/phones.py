@@ -12,6 +12,7 @@ Applied before the library, in this order:
   guard against formula injection) and a formula that is a text literal (``="09953123456"``);
 * several numbers in one cell (``9953123456 / 9953123457``, ``..., ...``) -> rejected;
 * an extension (``ext. 12``, ``x12``, ``#12``, ``;ext=12``) -> rejected: Make Call cannot dial one;
+* a date (``2026-01-05``, how a workbook's date cell reads) -> rejected;
 * scientific notation (``9.19953E+11``) -> rejected: Excel has already dropped digits;
 * a decimal (``919953123456.0``) is a spreadsheet number: ``.0`` (any number of zeros) is dropped,
   any other fraction is rejected;
@@ -62,6 +63,7 @@ REASON_EXTENSION = "has an extension"
 REASON_SEVERAL = "holds more than one number (write one number per cell)"
 REASON_MINUS = "starts with a minus sign: a negative number, not a phone number"
 REASON_PLUS_INSIDE = "has a '+' that is not at the start"
+REASON_DATE = "a date, not a phone number (Excel formatted the cell as a date?)"
 
 _SCIENTIFIC_RE = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
 _DECIMAL_RE = re.compile(r"(\+?\d+)\.(\d+)")
@@ -73,6 +75,8 @@ _FORMULA_TEXT_RE = re.compile(r'=\s*"([^"]*)"')
 # Two numbers in one cell: separated by / , ; | & or a word "or"/"and", each with 7+ digits.
 _SEVERAL_SPLIT_RE = re.compile(r"[/,;|&\n\uff0f\uff0c\uff1b]|\s(?:or|and)\s", re.IGNORECASE)
 _MIN_DIGITS_OF_A_NUMBER = 7
+# How a workbook's date cell is written by cell_text (ISO 8601), with or without a time.
+_ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
 _EXTENSION_RE = re.compile(
     r"\d[\s\-.)\]]*(?:[,;]\s*)?(?:e?xt(?:ension|n)?\.?|x|\#|~|;\s*ext\s*=)\s*[:.=]?\s*\d{1,7}\s*\#?$",
     re.IGNORECASE,
@@ -155,6 +159,8 @@ def normalise_phone(
     text = unwrap_text(text)
     if not text:
         return PhoneResult(None, REASON_BLANK)
+    if _ISO_DATE_RE.fullmatch(text):
+        return PhoneResult(None, REASON_DATE)
     if _holds_several(text):
         return PhoneResult(None, REASON_SEVERAL)
     if _has_extension(text):
@@ -517,6 +523,8 @@ def _fast_chunk(
     # library's (which skips it): the reference decides those rows.
     before_digits = ~np.logical_or.accumulate(is_digit, axis=0)
     slow |= (before_digits & ((by_column == _DASH) | (by_column == _CLOSE))).any(axis=0)
+    # So is an ISO date ("2026-01-05": a workbook's date cell as cell_text writes it).
+    slow |= (lengths == 10) & (by_column[4] == _DASH) & (by_column[7] == _DASH)
 
     # The digits as one integer: Horner's rule over the character positions.
     value = np.zeros(n_rows, dtype=np.int64)

@@ -1,4 +1,4 @@
-"""Spreadsheets to text columns with Excel row numbers: CSV (any common encoding and delimiter),
+"""Spreadsheets to text columns with Excel row numbers: CSV (any common encoding; , ; TAB or |),
 .xlsx/.xlsm/.xls/.ods workbooks through calamine, and HTML tables saved as "Excel" files.
 
 Every cell is read as text: a workbook's numeric cells go through :func:`~ccm_tasks.inputs.phones.
@@ -54,7 +54,7 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _OLE2_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 _ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 _SNIFF_BYTES = 64 * 1024
-_DELIMITERS = (",", ";", "\t")
+_DELIMITERS = (",", ";", "\t", "|")
 _SKIPPED_LINE_RE = re.compile(r"Skipping line (\d+): expected (\d+) fields, saw (\d+)")
 _EXCEL_SEP_RE = re.compile(r"\s*sep=(.)\s*", re.IGNORECASE)
 
@@ -218,7 +218,7 @@ def _text_of(head: bytes) -> str | None:
 
 
 def _looks_delimited(text: str) -> bool:
-    """Whether one of the first non-blank lines has a , ; or TAB (or Excel's ``sep=`` line)."""
+    """Whether one of the first non-blank lines has a , ; TAB or | (or Excel's ``sep=`` line)."""
     lines = [line for line in text.splitlines()[:20] if line.strip()][:10]
     if lines and _EXCEL_SEP_RE.fullmatch(lines[0]):
         return True
@@ -280,7 +280,7 @@ def _detect_encoding(path: Path, head: bytes) -> str:
 
 
 def _detect_delimiter(text: str) -> str | None:
-    """The delimiter of the first non-blank line: the most frequent of , ; TAB outside quotes."""
+    """The delimiter of the first non-blank line: the most frequent of , ; TAB | outside quotes."""
     for line in text.splitlines():
         if not line.strip():
             continue

@@ -116,10 +116,10 @@ def test_rows_of_data_are_never_taken_for_a_preamble(
     # The real header names no usual phone column; a data row below holds the word "Phone" (a
     # lead source). Taking that row as the header would silently lose the rows above it.
     write_csv(tmp_path / "customers.csv", [
-        ["Name", "Ph", "Source"], ["A", "9953123401", "Web"], ["B", "9953123402", "Phone"],
+        ["Name", "Cust Ph", "Source"], ["A", "9953123401", "Web"], ["B", "9953123402", "Phone"],
         ["C", "9953123403", "Web"],
     ])
-    with pytest.raises(InputFileError, match=r"no phone column found.*'Name', 'Ph', 'Source'.*"
+    with pytest.raises(InputFileError, match=r"no phone column found.*'Name', 'Cust Ph', 'Source'.*"
                                              r"map it with customers.columns.phone"):
         load_campaign_inputs(make_campaign())
 
@@ -438,3 +438,28 @@ def test_reader_reports_the_header_row_and_letters(tmp_path: Path, write_xlsx: W
     [table] = read_tables(path, None, search)
     assert (table.header_row, table.headers, table.letters) == (2, ["Name", "Phone"], ["B", "D"])
     assert list(table.rows) == [3]
+
+
+def test_date_cells_and_headerless_sheets(
+    tmp_path: Path, write_xlsx: WriteXlsx, make_campaign: MakeCampaign
+) -> None:
+    import datetime
+
+    write_xlsx(tmp_path / "c.xlsx", {"S": [["Phone", "Due"], [datetime.date(2026, 1, 5), "x"],
+                                           [9953123401, datetime.date(2026, 1, 6)]]})
+    inputs = load_campaign_inputs(make_campaign("c.xlsx"))
+    assert _phones(inputs) == ["+919953123401"]
+    assert inputs.customers["extra:Due"].tolist() == ["2026-01-06"]
+    assert _rejects(inputs) == [["S", 2, "Phone", "2026-01-05",
+                                 "a date, not a phone number (Excel formatted the cell as a date?)"]]
+    write_xlsx(tmp_path / "bare.xlsx", {"S": [[9953123401, "A"], [9953123402, "B"]]})
+    with pytest.raises(InputFileError, match=r"bare.xlsx \(sheet 'S'\): the header row \(row 1\) "
+                                             r"holds a phone number, so the file has no header"):
+        load_campaign_inputs(make_campaign("bare.xlsx"))
+
+
+def test_pipe_delimited_export(tmp_path: Path, make_campaign: MakeCampaign) -> None:
+    (tmp_path / "customers.csv").write_text("Name|Mobile|City\nA, B|9953123401|Pune\n")
+    inputs = load_campaign_inputs(make_campaign())
+    assert _phones(inputs) == ["+919953123401"]
+    assert inputs.customers["extra:Name"].tolist() == ["A, B"]
