@@ -52,6 +52,7 @@ from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumberDesc, P
 from phonenumbers.phonenumberutil import ValidationResult, _test_number_length
 
 from ccm_tasks.inputs import _numberplan as plan
+from ccm_tasks.inputs._regions import REGION_NAMES
 
 REASON_BLANK = "blank phone"
 REASON_SCIENTIFIC = "scientific notation: Excel dropped digits (format the column as Text)"
@@ -267,12 +268,11 @@ def _named(kind: str, chars: list[str]) -> str:
 
 def country_reason(number: phonenumbers.PhoneNumber) -> str:
     """``+1: United States, not in this campaign's countries`` for a valid number."""
-    from phonenumbers import geocoder  # its name tables cost ~0.4 s to import: only when needed
-
-    name = geocoder.country_name_for_number(number, "en")
-    if not name:
-        region = phonenumbers.region_code_for_number(number)
-        name = "an international (non-geographic) number" if region == "001" else str(region)
+    region = phonenumbers.region_code_for_number(number) or ""
+    if region == "001":
+        name = "an international (non-geographic) number"
+    else:
+        name = REGION_NAMES.get(region) or region or "an unknown country"
     return f"+{number.country_code}: {name}, not in this campaign's countries"
 
 

@@ -134,6 +134,17 @@ def test_a_number_of_another_country_is_rejected_with_its_name() -> None:
     assert _both("+65 9123 4567", countries=("IN", "SG")) == ("+6591234567", None)
 
 
+def test_region_names_match_the_librarys_geocoder() -> None:
+    import phonenumbers
+    from phonenumbers import geocoder
+
+    from ccm_tasks.inputs._regions import REGION_NAMES
+
+    expected = {r: geocoder._region_display_name(r, "en") for r in sorted(phonenumbers.SUPPORTED_REGIONS)}
+    # On a mismatch, write `expected` into ccm_tasks/inputs/_regions.py.
+    assert expected == REGION_NAMES
+
+
 def test_the_fast_path_applies_the_countries_too() -> None:
     values = np.array(["9953123456", "+91 99531 23457", "+6591234567"] * 50, dtype=object)
     normaliser = PhoneNormaliser("IN", ("SG",))
