@@ -39,7 +39,13 @@ from ccm_tasks.inputs.columns import (
 )
 from ccm_tasks.inputs.definition import CustomerColumns, CustomersSpec
 from ccm_tasks.inputs.errors import InputFileError
-from ccm_tasks.inputs.phones import REASON_BLANK, PhoneNormaliser, normalise_phone
+from ccm_tasks.inputs.phones import (
+    REASON_BLANK,
+    REASON_NOT_A_NUMBER,
+    PhoneNormaliser,
+    e164_strings,
+    normalise_phone,
+)
 from ccm_tasks.inputs.readers import ALL_SHEETS, HeaderSearch, RowTest, Table, read_tables
 
 ObjectArray = npt.NDArray[np.object_]
@@ -130,7 +136,6 @@ class _Part:
     valid: IntArray  # positions (in this table) of the rows with a valid number
     key: IntArray  # E.164 keys of those rows
     rows: IntArray  # Excel row numbers, whole table
-    e164: ObjectArray  # whole table
     raw: ObjectArray  # whole table
     preferred: ObjectArray | None  # whole table, normalised
     extras: dict[str, tuple[str, ObjectArray]]  # folded header -> (header as written, whole table)
@@ -260,12 +265,13 @@ def _read_part(
             sheet=table.sheet or None,
         )
     reasons = batch.reason[rejected]
-    if len(rejected):
+    words = np.flatnonzero(reasons == REASON_NOT_A_NUMBER)  # text without a digit
+    if len(words):
         # A header repeated below (two exports pasted together, a second header-like row) is
-        # reported as what it is, not as a number with letters in it.
+        # reported as what it is, not as "not a phone number".
         header_words = {*PHONE_HEADERS, header_key(phone.header)}
-        again = np.array([header_key(str(v)) in header_words for v in raw[rejected]], dtype=bool)
-        reasons = np.where(again, REASON_HEADER_AGAIN, reasons)
+        again = [header_key(str(v)) in header_words for v in raw[rejected[words]]]
+        reasons[words[np.array(again, dtype=bool)]] = REASON_HEADER_AGAIN
 
     count = SourceCount(
         file=file, sheet=table.sheet, rows=data_rows,
@@ -300,7 +306,6 @@ def _read_part(
         valid=valid,
         key=batch.key[valid],
         rows=table.rows,
-        e164=batch.e164,
         raw=raw,
         preferred=(
             normalise_preferred(table.columns[preferred.index]) if preferred is not None else None
@@ -374,7 +379,7 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
             "row": take(lambda p: p.rows, at).astype(np.int64),
             "column": headers[part_of[at]],
             "value": take(lambda p: p.raw, at),
-            "customer_key": take(lambda p: p.e164, at),
+            "customer_key": e164_strings(key[at]),
         }
 
     first_rows = take(lambda p: p.rows, first).astype(np.int64)
@@ -399,7 +404,7 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
         "reason": [f"on the do-not-call list ({_where(*s)})" for s in listed],
     }, columns=list(SUPPRESSED_COLUMNS))
 
-    e164 = take(lambda p: p.e164, keep)
+    e164 = e164_strings(key[keep])
     columns: dict[str, npt.NDArray[Any] | pd.Categorical] = {
         "customer_key": e164,
         "phone": e164,

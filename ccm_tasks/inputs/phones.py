@@ -42,7 +42,7 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -106,12 +106,13 @@ class PhoneResult:
         return self.e164 is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PhoneBatch:
-    """Verdicts for a column: E.164 strings (None when rejected), integer keys (0 when rejected;
-    the E.164 digits read as an integer, cheap to compare and deduplicate) and reasons."""
+    """Verdicts for a column: integer keys (0 when rejected; the E.164 digits read as an integer,
+    cheap to compare and deduplicate), reasons, and E.164 strings made from the keys on demand
+    (a million ``str`` objects cost a fifth of a second: callers that keep only some rows make
+    them for those rows with :func:`e164_strings`)."""
 
-    e164: ObjectArray
     key: IntArray
     reason: ObjectArray
 
@@ -120,6 +121,14 @@ class PhoneBatch:
         """Mask of valid rows."""
         mask: npt.NDArray[np.bool_] = self.key != 0
         return mask
+
+    @cached_property
+    def e164(self) -> ObjectArray:
+        """E.164 strings, None where rejected."""
+        out: ObjectArray = np.full(len(self.key), None, dtype=object)
+        valid = np.flatnonzero(self.valid)
+        out[valid] = e164_strings(self.key[valid])
+        return out
 
 
 def cell_text(value: object) -> str:
@@ -160,14 +169,14 @@ def normalise_phone(
     text = unwrap_text(text)
     if not text:
         return PhoneResult(None, REASON_BLANK)
+    if _SCIENTIFIC_RE.fullmatch(text):  # first: the commonest value the fast path leaves here
+        return PhoneResult(None, REASON_SCIENTIFIC)
     if _ISO_DATE_RE.fullmatch(text):
         return PhoneResult(None, REASON_DATE)
     if _holds_several(text):
         return PhoneResult(None, REASON_SEVERAL)
     if _has_extension(text):
         return PhoneResult(None, REASON_EXTENSION)
-    if _SCIENTIFIC_RE.fullmatch(text):
-        return PhoneResult(None, REASON_SCIENTIFIC)
     decimal = _DECIMAL_RE.fullmatch(text)
     if decimal:
         if decimal.group(2).strip("0"):
@@ -347,8 +356,9 @@ class _FastPlan:
         found = self._tables.get((kind, length))
         if found is not None:
             return found
-        # Short prefixes first (a 1000-entry table); six digits only if three leave rows undecided.
-        for key_digits in sorted({min(3, length), min(plan.KEY_DIGITS, length)}):
+        # Short prefixes first (a 1000-entry table), one digit more while prefixes stay undecided:
+        # a 10**6-entry table costs ~20 ms to build, one of 10**4 well under one.
+        for key_digits in sorted({min(k, length) for k in range(3, plan.KEY_DIGITS + 1)}):
             table = self._build_table(kind, length, key_digits)
             if key_digits == min(plan.KEY_DIGITS, length) or not (table == plan.UNDECIDED).any():
                 break
@@ -502,9 +512,13 @@ def _fast_chunk(
     verdict = np.full(n_rows, _SLOW, dtype=np.int8)
     key = np.zeros(n_rows, dtype=np.int64)
 
-    by_column = np.ascontiguousarray(raw.T)  # one contiguous array per character position
+    # One contiguous array per character position, up to the longest value (positions past it
+    # are padding in every row).
+    longest = max(int(lengths.max(initial=0)), 1)
+    by_column = np.ascontiguousarray(raw[:, :longest].T)
     plus = by_column[0] == _PLUS
-    is_digit = (by_column - np.uint8(48)) < 10  # wraps below '0', so one comparison suffices
+    digits = by_column - np.uint8(48)  # a digit's value; wraps below '0' to 208 and up
+    is_digit = digits < 10
     is_pad = by_column == 0
     taken = is_digit | is_pad
     for separator in (_SPACE, _DASH, _OPEN, _CLOSE):
@@ -512,29 +526,31 @@ def _fast_chunk(
     taken[0] |= plus
     n_digits = is_digit.sum(axis=0, dtype=np.int64)
     # NUL bytes inside the text (not just the padding) are not something to decide here.
-    fits = (is_pad.sum(axis=0, dtype=np.int64) == width - lengths) & (lengths < width)
+    fits = (is_pad.sum(axis=0, dtype=np.int64) == longest - lengths) & (lengths < width)
     no_digits = np.flatnonzero(fits & (n_digits == 0))
     if len(no_digits):
         only_space = np.isin(raw[no_digits], _BLANK_BYTES).all(axis=1)
         verdict[no_digits[only_space]] = _BLANK
     # Fewer than 3 digits meets the library's viability rules in ways not worth modelling here.
     slow = ~(fits & taken.all(axis=0) & (n_digits >= 3) & (n_digits <= 18))
-    # A dash or ")" before the first digit (a minus sign, "-9812000023") is our rule, not the
-    # library's (which skips it): the reference decides those rows.
-    before_digits = ~np.logical_or.accumulate(is_digit, axis=0)
-    slow |= (before_digits & ((by_column == _DASH) | (by_column == _CLOSE))).any(axis=0)
     # So is an ISO date ("2026-01-05": a workbook's date cell as cell_text writes it).
-    slow |= (lengths == 10) & (by_column[4] == _DASH) & (by_column[7] == _DASH)
+    if longest >= 10:
+        slow |= (lengths == 10) & (by_column[4] == _DASH) & (by_column[7] == _DASH)
 
-    # The digits as one integer: Horner's rule over the character positions.
+    # The digits as one integer: Horner's rule over the character positions (up to the longest
+    # value: padding adds nothing). On the way, a dash or ")" before the first digit (a minus
+    # sign, "-9812000023") is our rule, not the library's (which skips it): the reference
+    # decides those rows.
     value = np.zeros(n_rows, dtype=np.int64)
     step = np.empty(n_rows, dtype=np.int64)
-    digit = np.empty(n_rows, dtype=np.uint8)
-    for j in range(width):
-        np.subtract(by_column[j], 48, out=digit)  # wraps below '0': one comparison finds digits
+    no_digit_yet = n_digits > 0  # (rows without digits are blank or slow already)
+    for j in range(longest):
+        if no_digit_yet.any():
+            slow |= no_digit_yet & ((by_column[j] == _DASH) | (by_column[j] == _CLOSE))
+            no_digit_yet &= ~is_digit[j]
         np.multiply(value, 10, out=step)
-        np.add(step, digit, out=step)
-        np.copyto(value, step, where=digit < 10)
+        np.add(step, digits[j], out=step)
+        np.copyto(value, step, where=is_digit[j])
     whole: Digits = (value, np.minimum(n_digits, 18))  # longer rows are already _SLOW
     after_cc = _drop(whole, len(fp.cc_digits))
     starts_cc = _starts_with(whole, fp.cc_digits)
@@ -581,9 +597,9 @@ def _fast_chunk(
     return verdict, key, possible
 
 
-def _e164_strings(keys: IntArray) -> ObjectArray:
-    """``+`` and the digits of each key, as Python strings."""
-    return np.array([f"+{k}" for k in keys.tolist()], dtype=object)
+def e164_strings(keys: IntArray) -> ObjectArray:
+    """``+`` and the digits of each key (nonzero), as Python strings."""
+    return np.fromiter(map("+{}".format, keys.tolist()), dtype=object, count=len(keys))
 
 
 class PhoneNormaliser:
@@ -647,14 +663,11 @@ class PhoneNormaliser:
                 verdict[start : start + len(chunk)] = v
                 key[start : start + len(chunk)] = k
                 possible[start : start + len(chunk)] = p
-        e164 = np.full(n, None, dtype=object)
         reason = np.full(n, None, dtype=object)
         if self._fast_reject is not None:
             reason[verdict == _OK] = self._fast_reject
             key[verdict == _OK] = 0
             verdict[verdict == _OK] = _BAD_COUNTRY
-        ok = verdict == _OK
-        e164[ok] = _e164_strings(key[ok])
         reason[(verdict == _BAD) & possible] = REASON_INVALID
         reason[(verdict == _BAD) & ~possible] = REASON_WRONG_LENGTH
         reason[verdict == _BLANK] = REASON_BLANK
@@ -662,10 +675,15 @@ class PhoneNormaliser:
         self.fast_rows += n - len(slow)
         self.slow_rows += len(slow)
         for i in slow.tolist():
-            result = self.one(values[i])
+            value = values[i]
+            if _SCIENTIFIC_RE.fullmatch(value):
+                # Excel's 9.19953E+11: the commonest value the fast path leaves, and one the
+                # reference rejects at its first rule (nothing to strip or unwrap in it).
+                reason[i] = REASON_SCIENTIFIC
+                continue
+            result = self.one(value)
             if result.e164 is not None:
-                e164[i] = result.e164
                 key[i] = int(result.e164[1:])
             else:
                 reason[i] = result.reason
-        return PhoneBatch(e164=e164, key=key, reason=reason)
+        return PhoneBatch(key=key, reason=reason)
