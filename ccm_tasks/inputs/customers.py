@@ -240,8 +240,9 @@ def _read_part(
             )
         elif mapping.phone is None and rows_with_numbers(normaliser.region)(table.headers):
             problem = (
-                f"the header row (row {table.header_row}) holds a phone number, so the file "
-                "has no header: add one (e.g. Phone) above the first row"
+                f"row {table.header_row} holds a phone number where the header should be: add a "
+                "header row (e.g. Phone) above the numbers, or give the header's row with "
+                "header_row if it is further down"
             )
         elif table.header_row == 1 and mapping.phone is None:
             problem += "; if the header is not the first row, give its row with header_row"

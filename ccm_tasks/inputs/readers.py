@@ -12,7 +12,9 @@ row even when the table starts lower down.
 header. With a :class:`HeaderSearch`, the header is the first of the first ``HEADER_SEARCH_ROWS``
 rows that holds a recognised header (a phone header, or the mapped one), unless a row of data (a
 valid phone number) comes before it: then nothing is skipped and the first row is the header, so
-rows of data are never taken for a preamble. ``HeaderSearch.row`` gives the header's row outright.
+rows of data are never taken for a preamble. When the next row holds a recognised header too (and
+no data), the header spans two rows and the lower one names the fields. ``HeaderSearch.row`` gives
+the header's row outright.
 
 **The type comes from the content, not the name**: a zip is a workbook (.xlsx/.ods), an OLE2
 compound file is a legacy .xls or an encrypted (password-protected) Office file, an HTML document
@@ -248,8 +250,17 @@ def _find_header(rows: Sequence[Sequence[str]], search: HeaderSearch) -> tuple[i
     first = next((i for i, row in enumerate(rows) if any(c.strip() for c in row)), None)
     if search.holds_header is None:
         return first, False
-    for i, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+    window = rows[:HEADER_SEARCH_ROWS]
+    for i, row in enumerate(window):
         if search.holds_header(row):
+            # A header of two rows (group labels above field names, or Salesforce's labels above
+            # API names): the lower row names the fields, as long as it is not a row of data.
+            while (
+                i + 1 < len(window)
+                and search.holds_header(window[i + 1])
+                and not (search.holds_data is not None and search.holds_data(window[i + 1]))
+            ):
+                i += 1
             return i, True
         if search.holds_data is not None and search.holds_data(row):
             break

@@ -127,15 +127,33 @@ def test_rows_of_data_are_never_taken_for_a_preamble(
 def test_a_repeated_header_row_is_rejected_as_what_it_is(
     tmp_path: Path, write_csv: WriteCsv, make_campaign: MakeCampaign
 ) -> None:
-    # Two exports pasted one under the other; and Salesforce's second row of API names.
+    # Two exports pasted one under the other.
     write_csv(tmp_path / "customers.csv", [
-        ["Full Name", "Mobile Phone"], ["Name", "MobilePhone"], ["A", "9953123401"],
-        ["Full Name", "Mobile Phone"], ["B", "9953123402"],
+        ["Full Name", "Mobile Phone"], ["A", "9953123401"], ["Full Name", "Mobile Phone"],
+        ["B", "9953123402"],
     ])
     inputs = load_campaign_inputs(make_campaign())
     assert _phones(inputs) == ["+919953123401", "+919953123402"]
-    assert _rejects(inputs) == [["", 2, "Mobile Phone", "MobilePhone", REASON_HEADER_AGAIN],
-                                ["", 4, "Mobile Phone", "Mobile Phone", REASON_HEADER_AGAIN]]
+    assert _rejects(inputs) == [["", 3, "Mobile Phone", "Mobile Phone", REASON_HEADER_AGAIN]]
+
+
+def test_a_header_of_two_rows_is_read_by_its_lower_row(
+    tmp_path: Path, write_csv: WriteCsv, write_xlsx: WriteXlsx, make_campaign: MakeCampaign
+) -> None:
+    # Salesforce's labels above API names; group labels above field names. A data row that holds
+    # a header word ("Mobile" as a lead source) stays data.
+    write_csv(tmp_path / "sf.csv", [["Full Name", "Mobile Phone"], ["Name", "MobilePhone"],
+                                    ["A", "9953123401"]])
+    write_xlsx(tmp_path / "groups.xlsx", {"S": [["Customer", None, "Contact"],
+                                                ["Name", "Source", "Mobile No"],
+                                                ["B", "Mobile", 9953123402]]})
+    write_csv(tmp_path / "plain.csv", [["Name", "Phone", "Source"], ["C", "9953123403", "Mobile"]])
+    inputs = load_campaign_inputs(make_campaign(["sf.csv", "groups.xlsx", "plain.csv"]))
+    assert _phones(inputs) == ["+919953123401", "+919953123402", "+919953123403"]
+    assert [(s.header_row, s.phone_column) for s in inputs.sources] == [
+        (2, "MobilePhone"), (2, "Mobile No"), (1, "Phone")]
+    assert inputs.rejects.empty
+    assert inputs.customers["extra:Source"].tolist() == [None, "Mobile", "Mobile"]
 
 
 # --------------------------------------------------------------------------- column mapping
@@ -453,8 +471,8 @@ def test_date_cells_and_headerless_sheets(
     assert _rejects(inputs) == [["S", 2, "Phone", "2026-01-05",
                                  "a date, not a phone number (Excel formatted the cell as a date?)"]]
     write_xlsx(tmp_path / "bare.xlsx", {"S": [[9953123401, "A"], [9953123402, "B"]]})
-    with pytest.raises(InputFileError, match=r"bare.xlsx \(sheet 'S'\): the header row \(row 1\) "
-                                             r"holds a phone number, so the file has no header"):
+    with pytest.raises(InputFileError, match=r"bare.xlsx \(sheet 'S'\): row 1 holds a phone number "
+                                             r"where the header should be"):
         load_campaign_inputs(make_campaign("bare.xlsx"))
 
 
