@@ -57,6 +57,9 @@ def test_csv_header_below_a_title_date_and_blank_row(
     assert inputs.customers.columns.tolist()[-3:] == ["extra:Lead Name", "extra:City",
                                                       "extra:Lead Owner"]
     assert (inputs.sources[0].header_row, inputs.sources[0].rows) == (5, 3)
+    report = preflight(make_campaign())
+    assert ("  customers.csv: header in row 5 (phone column 'Mobile Number*'); the rows above it "
+            "are not read.") in report.render().splitlines()
 
 
 def test_xlsx_title_merged_across_columns_and_number_cells(
