@@ -599,7 +599,8 @@ def _fast_chunk(
 
 def e164_strings(keys: IntArray) -> ObjectArray:
     """``+`` and the digits of each key (nonzero), as Python strings."""
-    return np.fromiter(map("+{}".format, keys.tolist()), dtype=object, count=len(keys))
+    # fromiter over f-strings: no intermediate list (measured faster than a list or str.format).
+    return np.fromiter((f"+{k}" for k in keys.tolist()), dtype=object, count=len(keys))
 
 
 class PhoneNormaliser:
