@@ -10,9 +10,12 @@ fresh subprocess, so peak RSS (``resource.getrusage`` in the child) belongs to t
 * ``load_campaign_inputs``: read, normalise every phone, reject, suppress (a do-not-call list),
   deduplicate and assemble the customers frame.
 
-Prints rows/s, peak RSS and the two targets: load+validate within 2x the bare read's time, and peak
-RSS within 3x the bare DataFrame's ``memory_usage(deep=True)``. Timings exclude interpreter start-up
-and imports (measured the same way for both). This is not a pass/fail test.
+Prints rows/s, peak RSS and the targets: load+validate within 1.5x the bare read's time for CSV and
+1.2x for XLSX (issue 10), and peak RSS within 3x the bare DataFrame's ``memory_usage(deep=True)``.
+Timings exclude interpreter start-up and imports (measured the same way for both). The ratio is
+also printed for each pair of runs (bare, load) taken back to back, in wall and in CPU time,
+because on a shared machine the best-of-N figures of the two may come from quiet and busy moments.
+Not a pass/fail test.
 """
 
 from __future__ import annotations
@@ -198,9 +201,10 @@ def child(mode: str, path: Path) -> dict[str, Any]:
 
         definition = load_definition(path)
         out["rss_before_mb"] = _peak_rss_mb()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         inputs = load_campaign_inputs(definition)
         out["seconds"] = time.perf_counter() - started
+        out["cpu_seconds"] = time.process_time() - cpu
         out["rows"] = inputs.rows_read
         out["customers"] = len(inputs.customers)
         out["rejected"] = len(inputs.rejects)
@@ -208,7 +212,7 @@ def child(mode: str, path: Path) -> dict[str, Any]:
         out["suppressed"] = len(inputs.suppressed)
     else:
         out["rss_before_mb"] = _peak_rss_mb()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if mode == "bare-csv":
             frame = pd.read_csv(path)
         elif mode == "bare-xlsx-calamine":
@@ -216,24 +220,43 @@ def child(mode: str, path: Path) -> dict[str, Any]:
         else:
             frame = pd.read_excel(path, engine="openpyxl")
         out["seconds"] = time.perf_counter() - started
+        out["cpu_seconds"] = time.process_time() - cpu
         out["rows"] = len(frame)
         out["frame_mb"] = float(frame.memory_usage(deep=True).sum()) / 2**20
     out["peak_rss_mb"] = _peak_rss_mb()
     return out
 
 
+def _run(mode: str, path: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(path)],
+        check=True, capture_output=True, text=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    best = dict(min(runs, key=lambda r: r["seconds"]))
+    best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    best["all_seconds"] = [r["seconds"] for r in runs]
+    best["all_cpu_seconds"] = [r["cpu_seconds"] for r in runs]
+    return best
+
+
 def measure(mode: str, path: Path, repeat: int) -> dict[str, Any]:
     """Best time of ``repeat`` fresh subprocesses (peak RSS: the largest seen)."""
-    runs = []
+    return _best([_run(mode, path) for _ in range(repeat)])
+
+
+def measure_pair(bare: tuple[str, Path], load: tuple[str, Path], repeat: int
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Bare and load runs alternated, so each pair meets the same moment of a shared machine."""
+    bare_runs, load_runs = [], []
     for _ in range(repeat):
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", mode, str(path)],
-            check=True, capture_output=True, text=True,
-        )
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    best = min(runs, key=lambda r: r["seconds"])
-    best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-    return best
+        bare_runs.append(_run(*bare))
+        load_runs.append(_run(*load))
+    return _best(bare_runs), _best(load_runs)
 
 
 def main() -> None:
@@ -254,12 +277,11 @@ def main() -> None:
         return
 
     files = generate(args.csv_rows, args.xlsx_rows)
-    results = {
-        "bare-csv": measure("bare-csv", files["csv"], args.repeat),
-        "load-csv": measure("load-csv", files["csv_def"], args.repeat),
-        "bare-xlsx-calamine": measure("bare-xlsx-calamine", files["xlsx"], args.repeat),
-        "load-xlsx": measure("load-xlsx", files["xlsx_def"], args.repeat),
-    }
+    results: dict[str, dict[str, Any]] = {}
+    results["bare-csv"], results["load-csv"] = measure_pair(
+        ("bare-csv", files["csv"]), ("load-csv", files["csv_def"]), args.repeat)
+    results["bare-xlsx-calamine"], results["load-xlsx"] = measure_pair(
+        ("bare-xlsx-calamine", files["xlsx"]), ("load-xlsx", files["xlsx_def"]), args.repeat)
     if not args.skip_openpyxl:
         results["bare-xlsx-openpyxl"] = measure("bare-xlsx-openpyxl", files["xlsx"], 1)
 
@@ -267,12 +289,17 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<22} {r['rows']:>9} {r['seconds']:>8.2f} {r['rows'] / r['seconds']:>10,.0f} "
               f"{r['peak_rss_mb']:>12.0f}")
-    for kind, bare in (("csv", "bare-csv"), ("xlsx", "bare-xlsx-calamine")):
+    for kind, bare, target in (("csv", "bare-csv", 1.5), ("xlsx", "bare-xlsx-calamine", 1.2)):
         load, base = results[f"load-{kind}"], results[bare]
         frame_mb = base["frame_mb"]
+        def ratios(key: str, base: dict[str, Any] = base, load: dict[str, Any] = load) -> str:
+            return ", ".join(f"{lo / ba:.2f}" for ba, lo in zip(base[key], load[key], strict=True))
+
         print(
             f"{kind}: load+validate {load['seconds']:.2f} s = {load['seconds'] / base['seconds']:.2f}x "
-            f"the bare read (target <= 2x); peak RSS {load['peak_rss_mb']:.0f} MB = "
+            f"the bare read (target <= {target}x; run by run: {ratios('all_seconds')}; CPU time, "
+            f"which a busy neighbour disturbs less: {ratios('all_cpu_seconds')}); peak RSS "
+            f"{load['peak_rss_mb']:.0f} MB = "
             f"{load['peak_rss_mb'] / frame_mb:.2f}x the bare DataFrame's {frame_mb:.0f} MB "
             f"(target <= 3x; the bare read itself peaks at {base['peak_rss_mb'] / frame_mb:.2f}x); "
             f"{load['customers']} customers, {load['rejected']} rejected, "

@@ -31,10 +31,10 @@ from ccm_tasks.inputs.columns import (
     find_column,
     header_key,
 )
-from ccm_tasks.inputs.customers import REJECT_COLUMNS
+from ccm_tasks.inputs.customers import REJECT_COLUMNS, rows_with_numbers
 from ccm_tasks.inputs.errors import InputFileError
 from ccm_tasks.inputs.phones import PhoneNormaliser, cell_text
-from ccm_tasks.inputs.readers import read_tables
+from ccm_tasks.inputs.readers import HeaderSearch, read_tables
 from ccm_tasks.inputs.yamlio import compose_yaml
 
 AGENT_FIELDS: tuple[str, ...] = ("user_id", "contact_uri", "name", "group")
@@ -141,7 +141,7 @@ def load_agents(
     if path.suffix.lower() in YAML_SUFFIXES:
         rows = _yaml_rows(path)
     else:
-        rows = _table_rows(path)
+        rows = _table_rows(path, normaliser)
     agents: list[Agent] = []
     rejects: list[dict[str, Any]] = []
     seen_ids: dict[str, int] = {}
@@ -204,8 +204,15 @@ def _field_for(key: str) -> str | None:
     return None
 
 
-def _table_rows(path: Path) -> list[_RosterRow]:
-    tables = read_tables(path, None)
+def _table_rows(path: Path, normaliser: PhoneNormaliser) -> list[_RosterRow]:
+    # A title above the header is skipped as for customers: the header is the first row naming a
+    # user_id or contact column.
+    names = frozenset((*_HEADERS["user_id"], *_HEADERS["contact_uri"], "userid", "contacturi"))
+    search = HeaderSearch(
+        holds_header=lambda cells: any(header_key(c) in names for c in cells),
+        holds_data=rows_with_numbers(normaliser.region),
+    )
+    tables = read_tables(path, None, search)
     rows: list[_RosterRow] = []
     for table in tables:
         chosen: dict[str, int] = {}

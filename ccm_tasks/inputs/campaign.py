@@ -89,12 +89,16 @@ def load_campaign_inputs(definition: CampaignDefinition | str | Path) -> Campaig
     """
     if not isinstance(definition, CampaignDefinition):
         definition = load_definition(definition)
-    normaliser = PhoneNormaliser(definition.customers.default_region)
+    region = definition.customers.default_region
+    # Rosters and do-not-call lists take a valid number of any country (an agent abroad, an
+    # opt-out that can never match); customers only those of the campaign's countries.
+    normaliser = PhoneNormaliser(region)
     display = definition.display_path
     roster = load_agents(definition.agents, normaliser=normaliser,
                          display=display(definition.agents))
     dnc = load_do_not_call(definition.do_not_call, normaliser=normaliser, display=display)
-    loaded = load_customers(definition.customers, normaliser=normaliser, display=display,
+    calling = PhoneNormaliser(region, definition.customers.calling_regions)
+    loaded = load_customers(definition.customers, normaliser=calling, display=display,
                             do_not_call=dnc)
     customers = loaded.customers
     warnings = _resolve_preferred_agents(customers, roster.agents, normaliser)

@@ -5,9 +5,14 @@ a pydantic model per row costs ~2.5 us here before any phone parsing (2.5 s per 
 more than the whole bare CSV read) for a check that is one field wide. Pydantic stays at the
 boundaries where it pays: the definition and the agent roster.
 
+Each file is read with its own column mapping (``customers.files[].columns`` over
+``customers.columns``) and header row (found among the first rows, or ``header_row``); a file or
+sheet with a header and no customer row is an error naming it.
+
 Order of decisions, across all files and sheets in the order the definition lists them:
 1. a row whose every cell is blank is skipped silently (Excel keeps formatted empty rows);
-2. a row with an unusable phone is **rejected** (reason per row);
+2. a row with an unusable phone is **rejected** (reason per row; a number of a country the
+   campaign does not call is unusable too);
 3. a valid number on the do-not-call list is **suppressed** (every occurrence);
 4. a number seen before is a **duplicate** of its first occurrence, which is the one called.
 """
@@ -28,11 +33,20 @@ from ccm_tasks.inputs.columns import (
     PREFERRED_AGENT_HEADERS,
     ColumnError,
     find_column,
+    header_key,
+    header_keys,
+    mapped_letter,
 )
-from ccm_tasks.inputs.definition import CustomersSpec
+from ccm_tasks.inputs.definition import CustomerColumns, CustomersSpec
 from ccm_tasks.inputs.errors import InputFileError
-from ccm_tasks.inputs.phones import REASON_BLANK, PhoneNormaliser
-from ccm_tasks.inputs.readers import ALL_SHEETS, Table, read_tables
+from ccm_tasks.inputs.phones import (
+    REASON_BLANK,
+    REASON_NOT_A_NUMBER,
+    PhoneNormaliser,
+    e164_strings,
+    normalise_phone,
+)
+from ccm_tasks.inputs.readers import ALL_SHEETS, HeaderSearch, RowTest, Table, read_tables
 
 ObjectArray = npt.NDArray[np.object_]
 IntArray = npt.NDArray[np.int64]
@@ -54,6 +68,9 @@ SUPPRESSED_COLUMNS: tuple[str, ...] = (
 
 Display = Callable[[Path], str]
 
+REASON_HEADER_AGAIN = "a header row again (repeated header), not a customer"
+_MIN_DIGITS = 7  # fewer digits than any number a campaign could call: not worth parsing as data
+
 
 @dataclass
 class SourceCount:
@@ -66,6 +83,7 @@ class SourceCount:
     suppressed: int = 0
     duplicates: int = 0
     phone_column: str = ""
+    header_row: int = 1  # as Excel shows it; rows above it were a title or other preamble
 
     @property
     def valid(self) -> int:
@@ -118,10 +136,9 @@ class _Part:
     valid: IntArray  # positions (in this table) of the rows with a valid number
     key: IntArray  # E.164 keys of those rows
     rows: IntArray  # Excel row numbers, whole table
-    e164: ObjectArray  # whole table
     raw: ObjectArray  # whole table
     preferred: ObjectArray | None  # whole table, normalised
-    extras: dict[str, ObjectArray]  # whole table
+    extras: dict[str, tuple[str, ObjectArray]]  # folded header -> (header as written, whole table)
     count: SourceCount
 
 
@@ -143,9 +160,23 @@ def load_customers(
     parts: list[_Part] = []
     rejects: list[pd.DataFrame] = []
     sources: list[SourceCount] = []
-    for entry in spec.files:
-        for table in read_tables(entry.path, entry.sheet):
-            part, table_rejects = _read_part(table, spec, normaliser, display(entry.path))
+    holds_data = rows_with_numbers(normaliser.region)
+    for index, entry in enumerate(spec.files):
+        columns = spec.columns_for(index)
+        # The key that maps this file's columns: with several files, only the file's own key
+        # changes this file alone.
+        option = (
+            "customers.columns" if len(spec.files) == 1 and entry.columns is None
+            else f"customers.files[{index}].columns"
+        )
+        search = HeaderSearch(
+            row=entry.header_row,
+            holds_header=_holds_header(columns.phone, PHONE_HEADERS),
+            holds_data=holds_data,
+        )
+        for table in read_tables(entry.path, entry.sheet, search):
+            part, table_rejects = _read_part(table, columns, option, normaliser,
+                                             display(entry.path))
             parts.append(part)
             rejects.append(table_rejects)
             sources.append(part.count)
@@ -159,28 +190,66 @@ def load_customers(
     )
 
 
+def _holds_header(mapped: str | None, defaults: tuple[str, ...]) -> RowTest:
+    """A row holds the header when a cell is the mapped header (unmapped: a usual one; mapped by
+    letter, "column C": a usual one, or a header that is literally "column C")."""
+    if mapped is not None and mapped_letter(mapped) is None:
+        wanted = header_key(mapped)
+        return lambda cells: any(header_key(c) == wanted for c in cells)
+    names = frozenset(defaults) | ({header_key(mapped)} if mapped is not None else set())
+    return lambda cells: any(header_key(c) in names for c in cells)
+
+
+def rows_with_numbers(region: str) -> RowTest:
+    """Whether a row holds a valid phone number of any country (data, so no header is below it)."""
+    seen: dict[str, bool] = {}
+
+    def is_number(text: str) -> bool:
+        found = seen.get(text)
+        if found is None:
+            found = sum(c.isdecimal() for c in text) >= _MIN_DIGITS and normalise_phone(
+                text, region).ok
+            seen[text] = found
+        return found
+
+    return lambda cells: any(is_number(c) for c in cells)
+
+
 def _read_part(
-    table: Table, spec: CustomersSpec, normaliser: PhoneNormaliser, file: str
+    table: Table, mapping: CustomerColumns, option: str, normaliser: PhoneNormaliser, file: str
 ) -> tuple[_Part, pd.DataFrame]:
     try:
         phone = find_column(
-            table.headers, "phone", mapped=spec.columns.phone, defaults=PHONE_HEADERS,
-            required=True, hint="map it with customers.columns.phone",
+            table.headers, "phone", mapped=mapping.phone, defaults=PHONE_HEADERS,
+            required=True, option=f"{option}.phone", letters=table.letters,
         )
         preferred = find_column(
-            table.headers, "preferred_agent", mapped=spec.columns.preferred_agent,
+            table.headers, "preferred_agent", mapped=mapping.preferred_agent,
             defaults=PREFERRED_AGENT_HEADERS, required=False,
-            hint="map it with customers.columns.preferred_agent",
+            option=f"{option}.preferred_agent", letters=table.letters,
         )
     except ColumnError as exc:
         problem = str(exc)
-        if not table.delimited and len(table.headers) == 1:
+        prose = len(table.headers) == 1 and (
+            len(table.headers[0].split()) >= 4 or len(table.headers[0]) > 40
+        )
+        if not table.delimited and prose and table.kind == "csv" and mapping.phone is None:
             problem = (
-                "does not look like a spreadsheet: the first line has no ',', ';' or tab "
+                "does not look like a spreadsheet: the first line has no ',', ';', '|' or tab "
                 "between columns, and no phone column"
             )
+        elif mapping.phone is None and rows_with_numbers(normaliser.region)(table.headers):
+            problem = (
+                f"row {table.header_row} holds a phone number where the header should be: add a "
+                "header row (e.g. Phone) above the numbers, or give the header's row with "
+                "header_row if it is further down"
+            )
+        elif table.header_row == 1 and mapping.phone is None:
+            problem += "; if the header is not the first row, give its row with header_row"
         raise InputFileError(table.path, problem, sheet=table.sheet or None) from None
     assert phone is not None
+    if preferred is not None and preferred.index == phone.index:
+        preferred = None
     raw = table.columns[phone.index]
     batch = normaliser.many(raw)
     invalid = np.flatnonzero(~batch.valid)
@@ -189,10 +258,26 @@ def _read_part(
     skip = np.zeros(len(invalid), dtype=bool)
     skip[np.searchsorted(invalid, blank_row)] = True
     rejected = invalid[~skip]
+    data_rows = table.n_rows - len(blank_row) + len(table.broken)
+    if not data_rows:
+        raise InputFileError(
+            table.path,
+            f"has a header row (row {table.header_row}) but no customer rows below it",
+            sheet=table.sheet or None,
+        )
+    reasons = batch.reason[rejected]
+    words = np.flatnonzero(reasons == REASON_NOT_A_NUMBER)  # text without a digit
+    if len(words):
+        # A header repeated below (two exports pasted together, a second header-like row) is
+        # reported as what it is, not as "not a phone number".
+        header_words = {*PHONE_HEADERS, header_key(phone.header)}
+        again = [header_key(str(v)) in header_words for v in raw[rejected[words]]]
+        reasons[words[np.array(again, dtype=bool)]] = REASON_HEADER_AGAIN
 
     count = SourceCount(
-        file=file, sheet=table.sheet, rows=table.n_rows - len(blank_row) + len(table.broken),
+        file=file, sheet=table.sheet, rows=data_rows,
         rejected=len(rejected) + len(table.broken), phone_column=phone.header,
+        header_row=table.header_row,
     )
     reject_frame = pd.DataFrame({
         "file": file,
@@ -200,11 +285,21 @@ def _read_part(
         "row": np.concatenate([table.rows[rejected], [b.row for b in table.broken]]).astype(np.int64),
         "column": [phone.header] * len(rejected) + [""] * len(table.broken),
         "value": np.concatenate([raw[rejected], [""] * len(table.broken)]).astype(object),
-        "reason": np.concatenate(
-            [batch.reason[rejected], [b.problem for b in table.broken]]
-        ).astype(object),
+        "reason": np.concatenate([reasons, [b.problem for b in table.broken]]).astype(object),
     }, columns=list(REJECT_COLUMNS))
     valid = np.flatnonzero(batch.valid)
+    keys = header_keys(table.headers)
+    extras: dict[str, tuple[str, ObjectArray]] = {}
+    for i, (header, column) in enumerate(zip(table.headers, table.columns, strict=True)):
+        if i == phone.index or (preferred is not None and i == preferred.index):
+            continue
+        # Columns are matched across files by their folded header ("Customer Name" and
+        # "customer name" are one report column); a repeat within a file keeps its own column.
+        key, name, n = keys[i], header, 0
+        while key in extras:
+            n += 1
+            key, name = f"{keys[i]}#{n}", f"{header}.{n}"
+        extras[key] = (name, column)
     part = _Part(
         file=file,
         sheet=table.sheet,
@@ -212,16 +307,11 @@ def _read_part(
         valid=valid,
         key=batch.key[valid],
         rows=table.rows,
-        e164=batch.e164,
         raw=raw,
         preferred=(
             normalise_preferred(table.columns[preferred.index]) if preferred is not None else None
         ),
-        extras={
-            header: column
-            for i, (header, column) in enumerate(zip(table.headers, table.columns, strict=True))
-            if i != phone.index and (preferred is None or i != preferred.index)
-        },
+        extras=extras,
         count=count,
     )
     return part, reject_frame
@@ -290,7 +380,7 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
             "row": take(lambda p: p.rows, at).astype(np.int64),
             "column": headers[part_of[at]],
             "value": take(lambda p: p.raw, at),
-            "customer_key": take(lambda p: p.e164, at),
+            "customer_key": e164_strings(key[at]),
         }
 
     first_rows = take(lambda p: p.rows, first).astype(np.int64)
@@ -315,7 +405,7 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
         "reason": [f"on the do-not-call list ({_where(*s)})" for s in listed],
     }, columns=list(SUPPRESSED_COLUMNS))
 
-    e164 = take(lambda p: p.e164, keep)
+    e164 = e164_strings(key[keep])
     columns: dict[str, npt.NDArray[Any] | pd.Categorical] = {
         "customer_key": e164,
         "phone": e164,
@@ -325,8 +415,12 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
         "source_sheet": _labels(sheets, part_of[keep]),
         "source_row": take(lambda p: p.rows, keep).astype(np.int64),
     }
-    for header in dict.fromkeys(h for p in parts for h in p.extras):
-        columns[EXTRA_PREFIX + header] = take(_extra(header), keep)
+    names: dict[str, str] = {}
+    for part in parts:
+        for folded, (name, _column) in part.extras.items():
+            names.setdefault(folded, name)
+    for folded, name in names.items():
+        columns[EXTRA_PREFIX + name] = take(_extra(folded), keep)
     # Object columns as built: letting pandas infer its "str" dtype would copy and re-check
     # every string of a million-row frame.
     customers = pd.DataFrame(
@@ -338,8 +432,8 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
     return customers, duplicates, suppressed_frame
 
 
-def _extra(header: str) -> Callable[[_Part], ObjectArray | None]:
-    return lambda part: part.extras.get(header)
+def _extra(key: str) -> Callable[[_Part], ObjectArray | None]:
+    return lambda part: part.extras[key][1] if key in part.extras else None
 
 
 def _labels(names: ObjectArray, codes: IntArray) -> pd.Categorical:
@@ -380,10 +474,12 @@ def load_do_not_call(
     sources: dict[int, tuple[str, str, int]] = {}
     files: list[tuple[str, int]] = []
     rejects: list[tuple[object, ...]] = []
+    search = HeaderSearch(holds_header=_holds_header(None, PHONE_HEADERS),
+                          holds_data=rows_with_numbers(normaliser.region))
     for path in paths:
         file = display(path)
         try:
-            tables = read_tables(path, ALL_SHEETS)
+            tables = read_tables(path, ALL_SHEETS, search)
         except InputFileError as exc:
             if exc.problem in ("the file is empty", "every sheet is empty"):
                 files.append((file, 0))

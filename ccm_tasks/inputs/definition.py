@@ -78,12 +78,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CustomerColumns(_Strict):
+    """Which header holds each field; unmapped fields are found by their usual names.
+
+    A value is a header as written (compared without case, spaces, punctuation or accents), or
+    ``"column C"`` for a column by its letter, as Excel shows it (for two columns with one header).
+    """
+
+    phone: Text | None = None
+    preferred_agent: Text | None = None
+
+
 class CustomerFile(_Strict):
     """One customer spreadsheet and which sheet(s) of it to read."""
 
     path: Path
     # None: the first sheet; "*": every sheet; else a sheet name (workbooks only).
     sheet: Text | None = None
+    # This file's own mapping, field by field over customers.columns (files from different
+    # systems name the phone column differently).
+    columns: CustomerColumns | None = None
+    # The header's row as Excel shows it; None: the first row (within the first rows) that holds a
+    # phone header, or the mapped one.
+    header_row: PositiveInt | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -103,19 +120,14 @@ class CustomerFile(_Strict):
         return value.strip() if value is not None else None
 
 
-class CustomerColumns(_Strict):
-    """Which header holds each field; unmapped fields are found by their usual names."""
-
-    phone: Text | None = None
-    preferred_agent: Text | None = None
-
-
 class CustomersSpec(_Strict):
     """Where the customers are and how to read them."""
 
     files: list[CustomerFile] = Field(min_length=1)
     columns: CustomerColumns = Field(default_factory=CustomerColumns)
     default_region: str = "IN"
+    # The regions this campaign calls; None: default_region alone (see calling_regions).
+    countries: list[str] | None = Field(default=None, min_length=1)
 
     @field_validator("default_region")
     @classmethod
@@ -124,6 +136,43 @@ class CustomersSpec(_Strict):
         if not is_supported_region(value):
             raise ValueError(f"{value!r} is not an ISO region code libphonenumber knows (e.g. IN)")
         return value
+
+    @field_validator("countries", mode="before")
+    @classmethod
+    def _one_country(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("countries")
+    @classmethod
+    def _countries(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        regions = [c.strip().upper() for c in value]
+        unknown = [c for c in regions if not is_supported_region(c)]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(repr, unknown))}: not ISO region codes libphonenumber knows "
+                "(e.g. IN, AE, US)"
+            )
+        return list(dict.fromkeys(regions))
+
+    @property
+    def calling_regions(self) -> tuple[str, ...]:
+        """The regions whose numbers this campaign dials: ``countries``, else the default region."""
+        return tuple(self.countries) if self.countries else (self.default_region,)
+
+    def columns_for(self, index: int) -> CustomerColumns:
+        """The mapping for ``files[index]``: its own ``columns``, field by field over the campaign's."""
+        own = self.files[index].columns
+        if own is None:
+            return self.columns
+        return CustomerColumns(
+            phone=own.phone if own.phone is not None else self.columns.phone,
+            preferred_agent=(
+                own.preferred_agent if own.preferred_agent is not None
+                else self.columns.preferred_agent
+            ),
+        )
 
 
 class CallOptions(_Strict):

@@ -23,6 +23,9 @@ from ccm_tasks.settings import ExotelSettings
 ASSUMED_ANSWER_RATE = 0.6
 # Each call costs at least one POST and one status GET against the per-minute API budget.
 MIN_REQUESTS_PER_CALL = 2
+# Reasons name the characters found ("letter 'O' ..."), so a large file can have many: the summary
+# shows the commonest, the rejects file has them all.
+_REASONS_SHOWN = 12
 
 
 @dataclass
@@ -137,10 +140,19 @@ def _render_customers(inputs: CampaignInputs) -> list[str]:
     skipped = total_rows - called
     lines.append(f"  {called} customers will be called; {skipped} of {total_rows} rows will be "
                  f"skipped ({rejected} rejected, {duplicates} duplicate, {suppressed} do-not-call).")
+    for s in inputs.sources:
+        if s.header_row > 1:  # a title or other preamble above the header: say what was skipped
+            lines.append(f"  {_source_name(s.file, s.sheet)}: header in row {s.header_row} "
+                         f"(phone column {s.phone_column!r}); the rows above it are not read.")
     if rejected:
         lines.append("  Rejected by reason:")
-        for reason, count in inputs.reject_reasons.items():
+        reasons = list(inputs.reject_reasons.items())
+        for reason, count in reasons[:_REASONS_SHOWN]:
             lines.append(f"    {count:>8}  {reason}")
+        if len(reasons) > _REASONS_SHOWN:
+            rest = sum(count for _reason, count in reasons[_REASONS_SHOWN:])
+            lines.append(f"    {rest:>8}  ({len(reasons) - _REASONS_SHOWN} other reasons: see the "
+                         "rejects file)")
     if duplicates:
         lines.append(f"  Duplicates: {duplicates} rows repeat a number seen earlier "
                      "(only the first occurrence is called).")

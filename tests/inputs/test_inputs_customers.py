@@ -162,13 +162,15 @@ def test_prose_text_file_is_not_a_spreadsheet(tmp_path: Path, make_campaign: Mak
         load_campaign_inputs(make_campaign("notes.txt"))
 
 
-def test_header_only_file_gives_no_customers(
+def test_header_only_file_is_an_error_naming_the_file(
     tmp_path: Path, write_csv: WriteCsv, make_campaign: MakeCampaign
 ) -> None:
+    # Issue 10: a header and nothing below it is a file that cannot be used, said as such (it
+    # used to load as "no valid customer", which hides which file was wrong).
     write_csv(tmp_path / "customers.csv", [["Phone"]])
-    inputs = load_campaign_inputs(make_campaign())
-    assert len(inputs.customers) == 0
-    assert inputs.sources[0].rows == 0
+    with pytest.raises(InputFileError, match=r"customers.csv: has a header row \(row 1\) but no "
+                                             r"customer rows below it"):
+        load_campaign_inputs(make_campaign())
 
 
 def test_duplicates_across_files_and_sheets_first_occurrence_wins(

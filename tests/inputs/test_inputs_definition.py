@@ -224,3 +224,45 @@ def test_example_and_demo_definitions_are_valid() -> None:
     assert demo.retry == CampaignDefinition.model_validate(MINIMAL).retry
     assert demo.api_budget_per_minute == 200
     assert demo.virtual_number == "+918045680000"
+
+
+def test_example_documents_every_key() -> None:
+    """campaigns/example.yaml is the reference for the definition: each model key appears there."""
+    import re
+
+    from pydantic import BaseModel
+
+    from ccm_tasks.inputs.definition import _inner_model
+
+    text = (REPO / "campaigns" / "example.yaml").read_text(encoding="utf-8")
+    written = set(re.findall(r"^[\s#-]*([a-z_]+):", text, flags=re.MULTILINE))
+
+    def keys(model: type[BaseModel]) -> set[str]:
+        found = set(model.model_fields)
+        for field in model.model_fields.values():
+            inner = _inner_model(field.annotation)
+            if inner is not None:
+                found |= keys(inner)
+        return found
+
+    assert keys(CampaignDefinition) - written == set()
+
+
+def test_per_file_columns_header_row_and_countries(tmp_path: Path) -> None:
+    data = {**MINIMAL, "customers": {
+        "files": ["a.csv", {"path": "b.xlsx", "sheet": "*", "header_row": 4,
+                            "columns": {"phone": "Téléphone"}}],
+        "columns": {"phone": "Mobile", "preferred_agent": "RM"},
+        "countries": ["in", "AE"],
+    }}
+    customers = load_definition(_write(tmp_path, data)).customers
+    assert customers.calling_regions == ("IN", "AE")
+    assert customers.files[1].header_row == 4
+    assert (customers.columns_for(0).phone, customers.columns_for(0).preferred_agent) == ("Mobile", "RM")
+    assert (customers.columns_for(1).phone, customers.columns_for(1).preferred_agent) == (
+        "Téléphone", "RM")
+    assert load_definition(_write(tmp_path, MINIMAL)).customers.calling_regions == ("IN",)
+    error = _error(tmp_path, customers={"files": [{"path": "a.csv", "header_row": 0}]})
+    assert "customers.files[0].header_row" in str(error)
+    error = _error(tmp_path, customers={"files": [{"path": "a.csv", "columns": {"phon": "x"}}]})
+    assert "customers.files[0].columns.phon: unknown key (did you mean 'phone'?)" in str(error)
