@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
+from ccm_tasks.dialer.window import WEEKDAYS
 from ccm_tasks.inputs import CampaignDefinition, DefinitionError, load_definition
-from ccm_tasks.inputs.definition import WEEKDAYS
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """Campaign names the console accepts (the definition's rule, with a length bound)."""

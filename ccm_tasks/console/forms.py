@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccm_tasks.dialer.window import WEEKDAYS
 from ccm_tasks.inputs import DefinitionError
-from ccm_tasks.inputs.definition import RETRYABLE_STATUSES, WEEKDAYS
+from ccm_tasks.inputs.definition import RETRYABLE_STATUSES
 
 # Form field -> the definition key it sets (dotted, as DefinitionProblem names it).
 FIELD_KEYS: dict[str, str] = {

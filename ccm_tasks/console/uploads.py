@@ -175,14 +175,13 @@ def _preview_table(table: Table, phone_column: str | None, rows: int) -> TablePr
     problem: str | None = None
     try:
         found = find_column(table.headers, "phone", mapped=phone_column, defaults=PHONE_HEADERS,
-                            required=True, hint="choose it below")
+                            required=True, option="the phone column choice below", letters=table.letters)
         chosen = found.header if found is not None else None
     except ColumnError as exc:
         problem = str(exc)
     shown = min(rows, table.n_rows)
-    first_data = int(table.rows[0]) if table.n_rows else 2
     return TablePreview(
-        sheet=table.sheet, header_row=first_data - 1, headers=list(table.headers),
+        sheet=table.sheet, header_row=table.header_row, headers=list(table.headers),
         rows=[[str(column[i]) for column in table.columns] for i in range(shown)],
         row_numbers=[int(r) for r in table.rows[:shown]], data_rows=table.n_rows,
         phone_column=chosen, problem=problem)

@@ -83,14 +83,7 @@ def config_from_definition(definition: CampaignDefinition, *,
                            wait_for_window: bool = True) -> EngineConfig:
     """An :class:`EngineConfig` from a validated campaign definition."""
     d = definition
-    window = DialWindow(start=d.window.start, end=d.window.end, timezone=d.window.timezone,
-                        days=tuple(d.window.days),
-                        start_at=d.start_at.timestamp() if d.start_at else None,
-                        end_at=d.end_at.timestamp() if d.end_at else None)
-    policy = Policy(max_attempts=d.retry.max_attempts, interval_seconds=d.retry.interval_minutes * 60,
-                    backoff=d.retry.backoff, retry_on=frozenset(d.retry.retry_on),
-                    customer_no_dial_max_retries=d.retry.customer_no_dial_max_retries,
-                    max_agent_side_retries=d.retry.max_agent_side_retries)
+    window, policy = d.dial_window(), d.retry.policy()
     limits = d.limits
     limit = (ContactLimit(limits.max_calls_per_number, limits.window_days * 86400.0)
              if limits.max_calls_per_number else None)

@@ -12,7 +12,7 @@ import difflib
 import re
 import types
 import typing
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -32,13 +32,13 @@ from pydantic import (
     model_validator,
 )
 
+from ccm_tasks.dialer.policy import Policy
+from ccm_tasks.dialer.window import WEEKDAYS, DialWindow, Weekday
 from ccm_tasks.exotel.models import CALL_STATUSES, SIP_RE, RecordingChannels, wav_url_problem
 from ccm_tasks.inputs.errors import DefinitionError, DefinitionProblem
 from ccm_tasks.inputs.phones import is_supported_region, normalise_phone
 from ccm_tasks.inputs.yamlio import load_yaml_text
 
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Backoff = Literal["linear", "exponential"]
 
 # A call can be retried for any outcome but "completed". Outcomes the dialer cannot know (a POST whose
@@ -228,14 +228,12 @@ class RetryPolicy(_Strict):
             )
         return list(dict.fromkeys(value))
 
-    def delay_before_retry(self, retry_number: int) -> timedelta:
-        """The wait before retry ``retry_number`` (1 = the first retry, i.e. the second attempt)."""
-        if retry_number < 1:
-            raise ValueError("retry_number starts at 1")
-        minutes = self.interval_minutes
-        if self.backoff == "exponential":
-            minutes *= 2 ** (retry_number - 1)
-        return timedelta(minutes=minutes)
+    def policy(self) -> Policy:
+        """The dialer's retry policy (ccm_tasks.dialer.policy: the one home of the back-off rule)."""
+        return Policy(max_attempts=self.max_attempts, interval_seconds=self.interval_minutes * 60,
+                      backoff=self.backoff, retry_on=frozenset(self.retry_on),
+                      customer_no_dial_max_retries=self.customer_no_dial_max_retries,
+                      max_agent_side_retries=self.max_agent_side_retries)
 
 
 def _parse_time(value: Any) -> Any:
@@ -303,13 +301,6 @@ class CallingWindow(_Strict):
         end = self.end.hour * 60 + self.end.minute
         return (end - start) / 60
 
-    def contains(self, moment: datetime) -> bool:
-        """Whether calls may be placed at ``moment`` (an aware datetime)."""
-        if moment.tzinfo is None:
-            raise ValueError("moment must be timezone-aware")
-        local = moment.astimezone(self.zone)
-        day = WEEKDAYS[local.weekday()]
-        return day in self.days and self.start <= local.time().replace(tzinfo=None) < self.end
 
 
 def _check_zone(value: str) -> str:
@@ -528,6 +519,14 @@ class CampaignDefinition(_Strict):
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             raise ValueError("end_at must be after start_at")
         return self
+
+    def dial_window(self) -> DialWindow:
+        """When calls may start: the daily window clipped by start_at / end_at (ccm_tasks.dialer.window
+        is the one home of the calendar rules)."""
+        w = self.window
+        return DialWindow(start=w.start, end=w.end, timezone=w.timezone, days=tuple(w.days),
+                          start_at=self.start_at.timestamp() if self.start_at else None,
+                          end_at=self.end_at.timestamp() if self.end_at else None)
 
     @property
     def source_path(self) -> Path | None:

@@ -33,14 +33,16 @@ from starlette.types import Receive, Scope, Send
 
 from ccm_tasks.clock import Clock
 from ccm_tasks.exotel.models import LENIENT, MakeCallRequest
-from ccm_tasks.simulator.scenario import Scenario
-from ccm_tasks.simulator.state import (
+from ccm_tasks.simulator.errors import (
     GET_SERVER_ERROR_CODES,
     SERVER_ERROR_CODES,
-    SimCall,
+    BadRecordingChannels,
+    BadRequest,
+    ServerError,
     SimError,
-    SimulatedAccount,
 )
+from ccm_tasks.simulator.scenario import Scenario
+from ccm_tasks.simulator.state import SimCall, SimulatedAccount
 
 log = logging.getLogger("ccm.simulator")
 
@@ -174,18 +176,35 @@ class CallbackDispatcher:
 
 def create_app(scenario: Scenario, clock: Clock) -> FastAPI:
     """A FastAPI app simulating one CCM account described by ``scenario``."""
-    account = SimulatedAccount(scenario, clock)
-    dispatcher = CallbackDispatcher(account, clock)
-    faults = scenario.faults
-
+    routes = _Routes(scenario, clock)
     app = FastAPI(title="CCM simulator", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.account = account
-    app.state.dispatcher = dispatcher
+    app.state.account = routes.account
+    app.state.dispatcher = routes.dispatcher
     app.state.clock = clock
-    app.router.add_event_handler("shutdown", dispatcher.aclose)
+    app.router.add_event_handler("shutdown", routes.dispatcher.aclose)
+    app.add_api_route("/v2/accounts/{sid}/calls", routes.make_call, methods=["POST"])
+    app.add_api_route("/v2/accounts//calls", routes.make_call_without_sid, methods=["POST"])
+    app.add_api_route("/v2/accounts/{sid}/calls/{call_sid}", routes.get_call, methods=["GET"])
+    app.add_api_route("/_sim/health", routes.health, methods=["GET"])
+    app.add_api_route("/_sim/dial-log", routes.dial_log, methods=["GET"])
+    app.add_api_route("/_sim/stats", routes.stats, methods=["GET"])
+    app.add_api_route("/_sim/agents/{user_id}", routes.set_agent, methods=["POST"])
+    return app
 
-    async def api(request: Request, method: str, sid: str,
-                  handler: Callable[[], Awaitable[Response]]) -> Response:
+
+class _Routes:
+    """The simulator's endpoints over one account: the API paths and the control paths."""
+
+    def __init__(self, scenario: Scenario, clock: Clock) -> None:
+        self.scenario, self.clock = scenario, clock
+        self.account = SimulatedAccount(scenario, clock)
+        self.dispatcher = CallbackDispatcher(self.account, clock)
+        self.faults = scenario.faults
+
+    async def _api(self, request: Request, method: str, sid: str,
+                   handler: Callable[[], Awaitable[Response]]) -> Response:
+        """Authenticate, check the account, count against the rate limit, inject faults, answer."""
+        account, faults = self.account, self.faults
         counters = account.counters
         counters[f"{method.lower()}_requests"] += 1
         try:
@@ -203,8 +222,7 @@ def create_app(scenario: Scenario, clock: Clock) -> FastAPI:
             if rng.random() < faults.server_error_rate:
                 counters["injected_5xx"] += 1
                 codes = SERVER_ERROR_CODES if method == "POST" else GET_SERVER_ERROR_CODES
-                return _error_response(method, SimError(500, rng.choice(codes),
-                                                        "Internal Server Error"))
+                return _error_response(method, ServerError(rng.choice(codes)))
             roll = rng.random()
             if roll < faults.drop_connection_rate + faults.hang_rate:
                 # The request is processed (a POST places its call), then the answer is lost.
@@ -216,8 +234,8 @@ def create_app(scenario: Scenario, clock: Clock) -> FastAPI:
                 await asyncio.sleep(faults.hang_seconds)
         return await handler()
 
-    @app.post("/v2/accounts/{sid}/calls")
-    async def make_call(sid: str, request: Request) -> Response:
+    async def make_call(self, sid: str, request: Request) -> Response:
+        """POST /v2/accounts/{sid}/calls."""
         raw = await request.body()
 
         async def handler() -> Response:
@@ -226,59 +244,59 @@ def create_app(scenario: Scenario, clock: Clock) -> FastAPI:
             except ValueError:
                 body = None
             if not isinstance(body, dict):
-                return _error_response("POST", SimError(400, None, "Request body must be JSON"))
+                return _error_response("POST", BadRequest("Request body must be JSON"))
             try:
-                call = account.make_call(parse_make_call(body))
+                call = self.account.make_call(parse_make_call(body))
             except SimError as err:
-                account.counters[f"http_{err.http_status}"] += 1
+                self.account.counters[f"http_{err.http_status}"] += 1
                 return _error_response("POST", err)
-            dispatcher.schedule(call)
-            return JSONResponse(envelope("POST", 200, call.details(clock.time())))
+            self.dispatcher.schedule(call)
+            return JSONResponse(envelope("POST", 200, call.details(self.clock.time())))
 
-        return await api(request, "POST", sid, handler)
+        return await self._api(request, "POST", sid, handler)
 
-    @app.post("/v2/accounts//calls")
-    async def make_call_without_sid(request: Request) -> Response:
-        return await api(request, "POST", "", _never)
+    async def make_call_without_sid(self, request: Request) -> Response:
+        """POST /v2/accounts//calls: 400/1001."""
+        return await self._api(request, "POST", "", _never)
 
-    @app.get("/v2/accounts/{sid}/calls/{call_sid}")
-    async def get_call(sid: str, call_sid: str, request: Request) -> Response:
+    async def get_call(self, sid: str, call_sid: str, request: Request) -> Response:
+        """GET /v2/accounts/{sid}/calls/{call_sid}."""
         async def handler() -> Response:
             try:
-                call = account.get_call(call_sid)
+                call = self.account.get_call(call_sid)
             except SimError as err:
-                account.counters[f"http_{err.http_status}"] += 1
+                self.account.counters[f"http_{err.http_status}"] += 1
                 return _error_response("GET", err)
-            return JSONResponse(envelope("GET", 200, call.details(clock.time())))
+            return JSONResponse(envelope("GET", 200, call.details(self.clock.time())))
 
-        return await api(request, "GET", sid, handler)
+        return await self._api(request, "GET", sid, handler)
 
-    @app.get("/_sim/health")
-    async def health() -> dict[str, Any]:
-        return {"ok": True, "time": clock.time(), "time_scale": scenario.time_scale}
+    async def health(self) -> dict[str, Any]:
+        """Liveness and simulated time (for tests; the product never asks)."""
+        return {"ok": True, "time": self.clock.time(), "time_scale": self.scenario.time_scale}
 
-    @app.get("/_sim/dial-log")
-    async def dial_log() -> dict[str, Any]:
-        return {"time_scale": scenario.time_scale, "now": clock.time(), "calls": account.dial_log()}
+    async def dial_log(self) -> dict[str, Any]:
+        """Every accepted Make Call with its timeline."""
+        return {"time_scale": self.scenario.time_scale, "now": self.clock.time(),
+                "calls": self.account.dial_log()}
 
-    @app.get("/_sim/stats")
-    async def stats() -> dict[str, Any]:
-        return {"now": clock.time(), "counters": dict(account.counters),
-                "requests_per_minute": {str(k): v for k, v in sorted(account.requests_per_minute.items())}}
+    async def stats(self) -> dict[str, Any]:
+        """Request and callback counters, and requests per simulated minute."""
+        per_minute = {str(k): v for k, v in sorted(self.account.requests_per_minute.items())}
+        return {"now": self.clock.time(), "counters": dict(self.account.counters),
+                "requests_per_minute": per_minute}
 
-    @app.post("/_sim/agents/{user_id}")
-    async def set_agent(user_id: str, request: Request) -> Response:
+    async def set_agent(self, user_id: str, request: Request) -> Response:
+        """Turn an agent's device on or off."""
         body = await request.json()
         device = body.get("device") if isinstance(body, dict) else None
         if device not in ("on", "off", "unverified", "missing"):
             return JSONResponse({"error": "device must be on, off, unverified or missing"}, 400)
         try:
-            account.set_device(user_id, device)
+            self.account.set_device(user_id, device)
         except KeyError:
             return JSONResponse({"error": f"unknown agent {user_id}"}, 404)
         return JSONResponse({"user_id": user_id, "device": device})
-
-    return app
 
 
 def parse_make_call(body: dict[str, Any]) -> MakeCallRequest:
@@ -289,8 +307,8 @@ def parse_make_call(body: dict[str, Any]) -> MakeCallRequest:
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
         if any(f.startswith("recording_channels") for f in fields):
-            raise SimError(400, 1002, "Valid values for RecordingChannels are single, dual") from None
-        raise SimError(400, None, f"Invalid or missing: {', '.join(fields)}") from None
+            raise BadRecordingChannels() from None
+        raise BadRequest(f"Invalid or missing: {', '.join(fields)}") from None
 
 
 async def _never() -> Response:  # pragma: no cover - the sid check always answers first

@@ -128,6 +128,15 @@ class Behaviour(_Strict):
     # Of the customers who do not answer: the share that give a busy signal, and that fail.
     customer_busy_share: float = Field(default=0.2, ge=0, le=1)
     customer_failed_share: float = Field(default=0.05, ge=0, le=1)
+    # Of the agents who do not answer: the share whose device is busy, and that fail.
+    agent_busy_share: float = Field(default=0.15, ge=0, le=1)
+    agent_failed_share: float = Field(default=0.05, ge=0, le=1)
+    # How long a busy signal, and a failed leg, take before the call ends.
+    agent_busy_seconds: Dist = Field(default_factory=lambda: Dist(kind="uniform", low=2, high=5))
+    customer_busy_seconds: float = Field(default=3.0, ge=0)
+    agent_failed_seconds: float = Field(default=1.0, ge=0)
+    customer_failed_seconds: float = Field(default=2.0, ge=0)
+    customer_no_dial_seconds: float = Field(default=1.0, ge=0)
     agent_cancel_probability: float = Field(default=0.02, ge=0, le=1)
     agent_no_dial_probability: float = Field(default=0.0, ge=0, le=1)
     customer_no_dial_probability: float = Field(default=0.0, ge=0, le=1)

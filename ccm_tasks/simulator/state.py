@@ -23,25 +23,11 @@ from typing import Any
 
 from ccm_tasks.clock import Clock
 from ccm_tasks.exotel.models import MakeCallRequest
+from ccm_tasks.simulator import errors as E
 from ccm_tasks.simulator.scenario import DeviceState, Scenario, ScenarioAgent
 
 IST = timezone(timedelta(hours=5, minutes=30))
 STUCK_FOREVER = 1e9  # seconds: post-processing that never ends
-SERVER_ERROR_CODES = (1100, 1101, 1200, 1203, 1300, 1500, 1600, 1601, 1800, 3040, 3042, 3046, 3075,
-                      3080, 4060)
-GET_SERVER_ERROR_CODES = (1100, 3042, 3046, 3075)
-
-
-class SimError(Exception):
-    """An error answer: HTTP status, Exotel code and description, as the spec tables list them."""
-
-    def __init__(self, http_status: int, code: int | None, description: str,
-                 retry_after: float | None = None) -> None:
-        super().__init__(f"{http_status}/{code}: {description}")
-        self.http_status = http_status
-        self.code = code
-        self.description = description
-        self.retry_after = retry_after
 
 
 def _stream(seed: int, *parts: object) -> random.Random:
@@ -229,14 +215,14 @@ class SimulatedAccount:
         """401/1010 unless the credentials are the account's."""
         acc = self.scenario.account
         if api_key != acc.api_key or api_token != acc.api_token:
-            raise SimError(401, 1010, "Authentication failed")
+            raise E.AuthenticationFailed()
 
     def check_account(self, sid: str) -> None:
         """400/1001 for a missing sid, 404/1017 for an unknown one."""
         if not sid:
-            raise SimError(400, 1001, "account_sid is mandatory")
+            raise E.AccountSidMissing()
         if sid != self.scenario.account.sid:
-            raise SimError(404, 1017, "AccountSid not found")
+            raise E.AccountNotFound()
 
     def admit(self) -> None:
         """Count one API request against the account's per-minute limit; 429 beyond it."""
@@ -252,8 +238,7 @@ class SimulatedAccount:
             del times[:drop]
         if len(times) >= limit:
             self.counters["rate_limited"] += 1
-            raise SimError(429, None, "Too Many Requests: API rate limit exceeded",
-                           retry_after=max(0.0, times[0] + 60.0 - now))
+            raise E.RateLimited(retry_after=max(0.0, times[0] + 60.0 - now))
         times.append(now)
         self.requests_per_minute[int(now // 60)] += 1
 
@@ -263,7 +248,7 @@ class SimulatedAccount:
         """The agent named by ``from``; 404/10731 if there is none."""
         agent = self.agents.get(user_id) if user_id else self._by_contact.get(contact_uri or "")
         if agent is None:
-            raise SimError(404, 10731, "User not found")
+            raise E.UserNotFound()
         return agent
 
     def make_call(self, request: MakeCallRequest) -> SimCall:
@@ -271,25 +256,25 @@ class SimulatedAccount:
         now = self.clock.time()
         vn = request.virtual_number
         if normalise_virtual_number(vn) not in self.virtual_numbers:
-            raise SimError(404, 10716, "Given virtual_number not found")
+            raise E.VirtualNumberNotFound()
         contact = request.from_.user_contact_uri
         sip_requested = bool(contact and contact.lower().startswith(("sip:", "sips:")))
         agent = self.find_agent(request.from_.user_id, contact)
         if (sip_requested or agent.is_sip) and not self.scenario.account.voip_enabled:
-            raise SimError(405, 10712, "VOIP calls are not allowed")
+            raise E.VoipNotAllowed()
         if agent.device == "missing":
-            raise SimError(404, 10806, "No device found for user")
+            raise E.NoDevice()
         if agent.device == "off":
-            raise SimError(409, 1012, "User device is unavailable")
+            raise E.DeviceUnavailable()
         if agent.device == "unverified":
-            raise SimError(409, 10705, "User device is unverified")
+            raise E.DeviceUnverified()
         if agent.on_call(now) is not None:
             self.counters["agent_busy_api"] += 1
-            raise SimError(409, 10706, "User device is currently busy")
+            raise E.DeviceBusy()
         offset = now - self.started_at
         if any(lo <= offset < hi for lo, hi in agent.busy_periods):
             self.counters["agent_busy_manual"] += 1
-            raise SimError(409, 10706, "User device is currently busy")
+            raise E.DeviceBusy()
         call = self._place(agent, request, now)
         self.calls[call.call_sid] = call
         self.call_order.append(call)
@@ -298,52 +283,66 @@ class SimulatedAccount:
         return call
 
     def _place(self, agent: SimAgent, request: MakeCallRequest, now: float) -> SimCall:
+        """Draw the call's whole fate: the agent leg first, then (if it answered) the customer's."""
         sc = self.scenario
-        b = sc.behaviour
         customer = request.to.customer_contact_uri
         self._customer_calls[customer] += 1
         crng = _stream(sc.seed, "customer", customer, self._customer_calls[customer])
         arng = _stream(sc.seed, "agent", agent.user_id, len(agent.calls) + 1)
-        timeout = float(request.attempt_time_out or b.default_ring_timeout_seconds)
-        max_talk = request.max_time_limit
+        timeout = float(request.attempt_time_out or sc.behaviour.default_ring_timeout_seconds)
         sid = uuid.UUID(int=self._sid_rng.getrandbits(128)).hex
-        start = now + b.dial_delay_seconds.sample(arng)
+        start = now + sc.behaviour.dial_delay_seconds.sample(arng)
         call = SimCall(
             call_sid=sid, agent=agent, customer=customer, virtual_number=request.virtual_number,
             custom_field=request.custom_field, recording=bool(request.recording),
             status_callback=[cb.model_dump() for cb in request.status_callback or []],
             created=now, start=start, ended=start, terminal=start, call_status="agent_no_dial",
         )
-        # Agent leg.
+        ended = self._agent_leg(call, arng, timeout)
+        if ended is None:
+            ended = self._customer_leg(call, crng, arng, timeout, request.max_time_limit)
+        self._finish(call, ended, arng)
+        if call.call_status == "completed" and sc.numbers.get(customer) == "stuck":
+            call.terminal = call.ended + STUCK_FOREVER
+        return call
+
+    def _agent_leg(self, call: SimCall, arng: random.Random, timeout: float) -> float | None:
+        """The agent's phone rings: when the call ends if the agent does not answer, else None."""
+        b, start = self.scenario.behaviour, call.start
         if arng.random() < b.agent_no_dial_probability:
-            return self._finish(call, start, arng)
+            return start
         ring = b.agent_ring_seconds.sample(arng)
-        p_answer = agent.answer_probability if agent.answer_probability is not None \
-            else b.agent_answer_probability
+        p_answer = call.agent.answer_probability
+        if p_answer is None:
+            p_answer = b.agent_answer_probability
         if arng.random() >= p_answer or ring >= timeout:
             call.call_status = "agent_unanswered"
             why = arng.random()
-            if why < 0.15:
-                call.agent_final, end = "busy", start + min(timeout, 2 + arng.random() * 3)
-            elif why < 0.2:
-                call.agent_final, end = "failed", start + 1
-            else:
-                call.agent_final, end = "no-answer", start + timeout
-            return self._finish(call, end, arng)
-        call.agent_answered = start + ring
-        call.agent_final = "completed"
-        # Customer leg.
-        behaviour = sc.numbers.get(customer)
+            if why < b.agent_busy_share:
+                call.agent_final = "busy"
+                return start + min(timeout, b.agent_busy_seconds.sample(arng))
+            if why < b.agent_busy_share + b.agent_failed_share:
+                call.agent_final = "failed"
+                return start + b.agent_failed_seconds
+            call.agent_final = "no-answer"
+            return start + timeout
+        call.agent_answered, call.agent_final = start + ring, "completed"
+        return None
+
+    def _customer_leg(self, call: SimCall, crng: random.Random, arng: random.Random, timeout: float,
+                      max_talk: int | None) -> float:
+        """The agent answered; the customer's phone rings: when the call ends."""
+        sc, b = self.scenario, self.scenario.behaviour
+        behaviour = sc.numbers.get(call.customer)
         aa = call.agent_answered
+        assert aa is not None
         c_ring = b.customer_ring_seconds.sample(crng)
-        if behaviour == "no_dial" or (behaviour is None
-                                      and crng.random() < b.customer_no_dial_probability):
+        if behaviour == "no_dial" or (behaviour is None and crng.random() < b.customer_no_dial_probability):
             call.call_status = "customer_no_dial"
-            return self._finish(call, aa + 1, arng)
-        if behaviour == "agent_cancels" or (behaviour is None
-                                            and arng.random() < b.agent_cancel_probability):
+            return aa + b.customer_no_dial_seconds
+        if behaviour == "agent_cancels" or (behaviour is None and arng.random() < b.agent_cancel_probability):
             call.call_status, call.customer_final = "agent_canceled", "no-answer"
-            return self._finish(call, aa + min(timeout, 1 + c_ring / 2), arng)
+            return aa + min(timeout, 1 + c_ring / 2)
         answers = behaviour in ("answers", "stuck") or (
             behaviour is None and crng.random() < b.customer_answer_probability)
         if answers and c_ring < timeout:
@@ -354,21 +353,19 @@ class SimulatedAccount:
             call.talk_seconds = round(talk)
             call.call_status, call.customer_final = "completed", "completed"
             if call.recording:
-                call.recording_url = f"{sc.account.recording_url_base}{sid}.mp3"
-            self._finish(call, call.customer_answered + talk, arng)
-            if behaviour == "stuck":
-                call.terminal = call.ended + STUCK_FOREVER
-            return call
+                call.recording_url = f"{sc.account.recording_url_base}{call.call_sid}.mp3"
+            return call.customer_answered + talk
         call.call_status = "customer_unanswered"
         why = crng.random()
         if behaviour == "busy" or (behaviour is None and why < b.customer_busy_share):
-            call.customer_final, end = "busy", aa + min(timeout, 3.0)
-        elif behaviour == "failed" or (behaviour is None
-                                       and why < b.customer_busy_share + b.customer_failed_share):
-            call.customer_final, end = "failed", aa + 2.0
-        else:
-            call.customer_final, end = "no-answer", aa + timeout
-        return self._finish(call, end, arng)
+            call.customer_final = "busy"
+            return aa + min(timeout, b.customer_busy_seconds)
+        failed = b.customer_busy_share + b.customer_failed_share
+        if behaviour == "failed" or (behaviour is None and why < failed):
+            call.customer_final = "failed"
+            return aa + b.customer_failed_seconds
+        call.customer_final = "no-answer"
+        return aa + timeout
 
     def _finish(self, call: SimCall, ended: float, rng: random.Random) -> SimCall:
         call.ended = max(ended, call.start)
@@ -381,7 +378,7 @@ class SimulatedAccount:
         """A placed call; 404/3043 if unknown."""
         call = self.calls.get(call_sid)
         if call is None:
-            raise SimError(404, 3043, "Call not found / unsupported in this API")
+            raise E.CallNotFound()
         return call
 
     def set_device(self, user_id: str, device: DeviceState) -> None:

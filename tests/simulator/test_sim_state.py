@@ -8,8 +8,9 @@ import pytest
 
 from ccm_tasks.clock import ManualClock
 from ccm_tasks.exotel.models import LENIENT, CallDetails, MakeCallRequest
+from ccm_tasks.simulator.errors import SimError
 from ccm_tasks.simulator.scenario import Scenario
-from ccm_tasks.simulator.state import SimError, SimulatedAccount, normalise_virtual_number
+from ccm_tasks.simulator.state import SimulatedAccount, normalise_virtual_number
 from tests.support import spec_example
 
 CUSTOMER = "+919953123456"
@@ -190,3 +191,19 @@ def test_dial_log_rows() -> None:
     assert row["agent"] == "agent-001" and row["customer"] == CUSTOMER
     assert row["custom_field"] == "att-1" and row["call_sid"] == call.call_sid
     assert row["created"] <= row["start"] <= row["ended"] <= row["terminal"]
+
+
+def test_every_wire_error_class_speaks_the_clients_table() -> None:
+    """The simulator's errors take their text from the client's table: the two cannot disagree."""
+    from ccm_tasks.exotel.errors import ERROR_TABLE, error_class_for
+    from ccm_tasks.simulator import errors as E
+
+    classes = [c for c in vars(E).values() if isinstance(c, type) and issubclass(c, E.SimError)
+               and c.code is not None]
+    assert classes
+    for cls in classes:
+        err = cls()
+        assert err.description == ERROR_TABLE[(cls.http_status, cls.code)][1]
+        assert error_class_for(cls.http_status, cls.code) is ERROR_TABLE[(cls.http_status, cls.code)][0]
+    assert set(E.GET_SERVER_ERROR_CODES) <= set(E.SERVER_ERROR_CODES)
+    assert all((500, c) in ERROR_TABLE for c in E.SERVER_ERROR_CODES)

@@ -36,8 +36,9 @@ from ccm_tasks.console.uploads import (
     store_upload,
 )
 from ccm_tasks.dialer.config import config_from_definition
+from ccm_tasks.dialer.window import WEEKDAYS
 from ccm_tasks.inputs import DefinitionError, InputError, preflight, rejects_table
-from ccm_tasks.inputs.definition import RETRYABLE_STATUSES, WEEKDAYS, check_cron
+from ccm_tasks.inputs.definition import RETRYABLE_STATUSES, check_cron
 from ccm_tasks.ledger.users import User
 from ccm_tasks.paths import campaign_reports_dir
 from ccm_tasks.redact import mask_phones_in
