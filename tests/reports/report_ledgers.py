@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import update
+
 from ccm_tasks.ledger import CustomerUpdate, Ledger
+from ccm_tasks.ledger import schema as t
 
 
 def epoch(text: str) -> float:
@@ -109,6 +112,23 @@ class LedgerBuilder:
         """Re-sync with only ``keep``: pending customers not in it are withdrawn."""
         self.ledger.sync_customers(cid, [{"customer_key": p, "phone": p} for p in keep], at)
 
-    def finish_run(self, run_id: int, at: float, status: str = "completed") -> None:
+    def finish_run(self, run_id: int, at: float, status: str = "completed",
+                   reason: str = "all customers final") -> None:
         """Close a run."""
-        self.ledger.finish_run(run_id, status, "all customers final", {}, at)
+        self.ledger.finish_run(run_id, status, reason, {}, at)
+
+    def start_run(self, cid: int, at: float) -> int:
+        """Another run of a campaign."""
+        return self.ledger.start_run(cid, self.holder, at)
+
+    def mark_run(self, run_id: int, status: str) -> None:
+        """Set a run's status without an end time (a killed run, noticed later as ``interrupted``)."""
+        with self.ledger.write() as conn:
+            conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(status=status))
+
+    def wrap_up(self, attempt_id: int, seconds: float) -> None:
+        """The after-call work the dialler gave the agent after this attempt (``wrap_up_seconds``,
+        written by the engine, which the Ledger API here does not do yet)."""
+        with self.ledger.write() as conn:
+            conn.execute(update(t.attempts).where(t.attempts.c.id == attempt_id)
+                         .values(wrap_up_seconds=seconds))
