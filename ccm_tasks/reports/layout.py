@@ -47,14 +47,16 @@ class Cell:
 class Layout:
     """Writes a sheet top to bottom: :meth:`title`, :meth:`block`, :meth:`sentence`; charts beside."""
 
-    def __init__(self, ws: Any, widths: Sequence[float]) -> None:
+    def __init__(self, ws: Any, widths: Sequence[float], *, charts_beside: bool = True) -> None:
         self.ws = ws
         self.row = 1
         self.widths = tuple(widths)
+        self.charts_beside = charts_beside
         for i, width in enumerate(widths, start=1):
             ws.column_dimensions[get_column_letter(i)].width = width
         self.chart_column = get_column_letter(len(widths) + 2)  # one narrow gap column
-        ws.column_dimensions[get_column_letter(len(widths) + 1)].width = 2
+        if charts_beside:
+            ws.column_dimensions[get_column_letter(len(widths) + 1)].width = 2
         self._chart_row = 3
 
     @property
@@ -116,22 +118,24 @@ class Layout:
             put(self.ws, self.row, col, c.value, c.kind)
             cell = self.ws.cell(row=self.row, column=col)
             if col == self.span and self.widths[-1] > 20:
-                # The wide text column: left-aligned and set off from the value beside it.
-                cell.alignment = Alignment(horizontal="left", indent=1)
+                # The wide text column: left-aligned, set off from the value beside it, and wrapped
+                # (the row grows) rather than cut at the page's edge.
+                cell.alignment = Alignment(horizontal="left", indent=1, wrap_text=isinstance(c.value, str))
             if bold:
                 cell.font, cell.border = HEADING_FONT, TOTAL_BORDER
         self.row += 1
 
     def bar_chart(self, title: str, data: Sequence[Reference], categories: Reference, *,
                   horizontal: bool = False, axis_title: str | None = None,
-                  number_format: str | None = None) -> None:
-        """A bar chart in the chart column, under the previous one. Bars are labelled with their
-        values so the chart reads without gridlines."""
+                  number_format: str | None = None, width_cm: float = CHART_WIDTH_CM) -> None:
+        """A bar chart in the chart column, under the previous one (or, for a layout without a chart
+        column, here, under the text). One series is labelled with its values, so the chart reads
+        without gridlines."""
         chart = BarChart()
         chart.type = "bar" if horizontal else "col"
         chart.title = title
         chart.style = 10
-        chart.height, chart.width = CHART_HEIGHT_CM, CHART_WIDTH_CM
+        chart.height, chart.width = CHART_HEIGHT_CM, width_cm
         for ref in data:
             chart.add_data(ref, titles_from_data=True)
         chart.set_categories(categories)
@@ -158,8 +162,12 @@ class Layout:
         chart.x_axis.delete = False
         chart.y_axis.delete = False
         chart.gapWidth = 60
-        self.ws.add_chart(chart, f"{self.chart_column}{self._chart_row}")
-        self._chart_row += ROWS_PER_CHART
+        if self.charts_beside:
+            self.ws.add_chart(chart, f"{self.chart_column}{self._chart_row}")
+            self._chart_row += ROWS_PER_CHART
+        else:
+            self.ws.add_chart(chart, f"A{self.row}")
+            self.row += ROWS_PER_CHART
 
     @property
     def print_right(self) -> str:
@@ -171,7 +179,7 @@ class Layout:
     @property
     def last_row(self) -> int:
         """The last row the text or the charts reach (the page to print)."""
-        return max(self.row, self._chart_row)
+        return max(self.row, self._chart_row if self.charts_beside else 0)
 
 
 def references(ws: Any, column: int, first: int, last: int, *, with_title: bool = True) -> Reference:

@@ -327,7 +327,7 @@ def test_times_are_in_the_campaign_zone(builder: LedgerBuilder) -> None:
 
     # The call ended 05:01:01 IST on the 21st: the daily report of the 21st counts it, not the 20th's.
     assert build_daily_report(builder.ledger, date(2026, 11, 21)).by_campaign.set_index("campaign").loc[
-        "india", "attempts"] == 1
+        "india", "calls_placed"] == 1
     assert "india" not in set(build_daily_report(builder.ledger, date(2026, 11, 20)).by_campaign["campaign"])
 
 
