@@ -159,10 +159,11 @@ class DailyReport:
         """A breakdown as its sheet shows it: each figure, with its change against both days."""
         table = self.table(breakdown)
         keys = [c for c in table.frame.columns if c not in MEASURE_KINDS or MEASURE_KINDS[c] == "text"]
-        shown = [*keys, "calls_placed", column("calls_placed", "change"),
-                 column("calls_placed", "week_change"), "calls_answered", "answer_rate", column("answer_rate", "change"),
-                 column("answer_rate", "week_change"), "talk_time_s", column("talk_time_s", "change"),
-                 column("talk_time_s", "week_change"), "average_talk_time_s"]
+        shown = [*keys]
+        for m in ("calls_placed", "calls_answered", "answer_rate", "talk_time_s", "average_talk_time_s"):
+            # changes of the counts, rate and talk time; calls answered and the average follow from them
+            with_changes = m in ("calls_placed", "answer_rate", "talk_time_s")
+            shown += [m, column(m, "change"), column(m, "week_change")] if with_changes else [m]
         return table.select(shown)
 
 
