@@ -6,11 +6,19 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 
 from ccm_tasks.ledger import CustomerUpdate, Ledger
 from ccm_tasks.ledger import schema as t
+
+IST = ZoneInfo("Asia/Kolkata")
+
+
+def ist(text: str) -> float:
+    """A local Asia/Kolkata time as epoch seconds."""
+    return datetime.fromisoformat(text).replace(tzinfo=IST).timestamp()
 
 
 def epoch(text: str) -> float:
@@ -132,3 +140,39 @@ class LedgerBuilder:
         with self.ledger.write() as conn:
             conn.execute(update(t.attempts).where(t.attempts.c.id == attempt_id)
                          .values(wrap_up_seconds=seconds))
+
+
+def two_campaigns(builder: LedgerBuilder) -> LedgerBuilder:
+    """Campaigns A and B over 20 and 21 November (IST), sharing agent a1, with every edge the daily
+    report has: a call across midnight, one without end_time, an unknown outcome, a refused Make Call
+    and a stuck call."""
+    b = builder
+    phones_a = [f"+9198000000{i:02d}" for i in range(8)]
+    phones_b = [f"+9197000000{i:02d}" for i in range(6)]
+    a, run_a = b.campaign("A", phones_a, at=ist("2026-11-20 09:00:00"))
+    b_, run_b = b.campaign("B", phones_b, at=ist("2026-11-20 09:00:00"))
+    # Day 1
+    b.call(a, run_a, phones_a[0], "a1", at=ist("2026-11-20 10:00:00"), talk=100, duration=150)
+    b.call(a, run_a, phones_a[1], "a2", at=ist("2026-11-20 11:00:00"), talk=50, duration=80)
+    b.call(a, run_a, phones_a[2], "a2", at=ist("2026-11-20 12:00:00"), status="customer_unanswered", talk=0,
+           duration=30, customer_state="pending")
+    b.call(b_, run_b, phones_b[0], "a1", at=ist("2026-11-20 13:00:00"), talk=200, duration=260)
+    b.call(b_, run_b, phones_b[1], "a3", at=ist("2026-11-20 14:00:00"), status="agent_unanswered", talk=None,
+           duration=20)
+    # Created on day 1 at 23:58, ended on day 2 at 00:00:31: counted on day 2.
+    b.call(a, run_a, phones_a[3], "a3", at=ist("2026-11-20 23:58:00"), talk=120, duration=150)
+    # Day 2
+    b.call(a, run_a, phones_a[2], "a1", at=ist("2026-11-21 10:00:00"), talk=30, duration=45, attempt_no=2,
+           customer_attempts=2)
+    # No end_time from the API: counted when we confirmed it terminal (00:10 on day 2 + 60 s).
+    b.call(a, run_a, phones_a[4], "a2", at=ist("2026-11-21 00:10:00"), status="customer_unanswered", talk=0,
+           duration=20, end_time=False, confirm_delay=39)
+    b.rejected(b_, run_b, phones_b[2], "a1", at=ist("2026-11-21 11:00:00"))
+    b.unknown(b_, run_b, phones_b[2], "a2", at=ist("2026-11-21 11:05:00"))
+    b.call(b_, run_b, phones_b[3], "a3", at=ist("2026-11-21 12:00:00"), talk=75, duration=100)
+    b.call(b_, run_b, phones_b[4], "a1", at=ist("2026-11-21 13:00:00"), status="customer_unanswered",
+           talk=0, duration=30, customer_state="pending")
+    b.stuck(a, run_a, phones_a[5], "a4", at=ist("2026-11-21 14:00:00"))
+    # Day 3: must not leak into day 2.
+    b.call(a, run_a, phones_a[6], "a1", at=ist("2026-11-22 10:00:00"), talk=10, duration=20)
+    return b
