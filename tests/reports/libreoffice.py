@@ -25,13 +25,16 @@ def available() -> bool:
     return all((SOFFICE, PDFTOPPM, PDFINFO, PDFTOTEXT))
 
 
-def convert(source: Path, out_dir: Path, target: str = "pdf") -> Path:
-    """``soffice --headless --convert-to <target>`` with a profile of its own; returns the output."""
+def convert(source: Path, out_dir: Path, target: str = "pdf", *, infilter: str | None = None) -> Path:
+    """``soffice --headless --convert-to <target>`` with a profile of its own; returns the output.
+    ``infilter`` sets the import filter and its options (``CSV:44,34,76,1``: comma, double quote,
+    UTF-8, from line 1)."""
     assert SOFFICE is not None
     out_dir.mkdir(parents=True, exist_ok=True)
+    extra = [f"--infilter={infilter}"] if infilter else []
     with tempfile.TemporaryDirectory(prefix="lo-profile-") as profile:
         done = subprocess.run(
-            [SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--norestore",
+            [SOFFICE, f"-env:UserInstallation=file://{profile}", "--headless", "--norestore", *extra,
              "--convert-to", target, "--outdir", str(out_dir), str(source)],
             capture_output=True, text=True, timeout=TIMEOUT, check=False)
     produced = out_dir / f"{source.stem}.{target.split(':')[0]}"
@@ -60,6 +63,7 @@ def page_png(pdf: Path, page: int, out: Path, *, dpi: int = 110) -> Path:
     """One page (1-based) as a PNG."""
     assert PDFTOPPM is not None
     stem = out.with_suffix("")
+    stem.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([PDFTOPPM, "-png", "-r", str(dpi), "-f", str(page), "-l", str(page), "-singlefile",
                     str(pdf), str(stem)], check=True, timeout=120)
     return stem.with_suffix(".png")

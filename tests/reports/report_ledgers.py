@@ -51,9 +51,10 @@ class LedgerBuilder:
         return cid, run_id
 
     def _claim(self, cid: int, run_id: int, phone: str, agent: str, at: float,
-               attempt_no: int) -> tuple[int, int]:
+               attempt_no: int, agent_name: str | None = None) -> tuple[int, int]:
         customer_id = self.customer_ids[(cid, phone)]
-        claim = self.ledger.claim(agent_key=agent, agent_name=f"Agent {agent}", holder_id=self.holder,
+        claim = self.ledger.claim(agent_key=agent, agent_name=agent_name or f"Agent {agent}",
+                                  holder_id=self.holder,
                                   campaign_id=cid, run_id=run_id, customer_id=customer_id,
                                   attempt_no=attempt_no, now=at)
         assert claim.ok and claim.attempt_id is not None, claim
@@ -62,10 +63,10 @@ class LedgerBuilder:
     def call(self, cid: int, run_id: int, phone: str, agent: str, *, at: float, status: str = "completed",
              talk: int | None = 60, duration: int = 90, end_time: bool = True,
              recordings: list[str] | None = None, customer_state: str = "done", attempt_no: int = 1,
-             customer_attempts: int = 1, confirm_delay: float = 5.0) -> int:
+             customer_attempts: int = 1, confirm_delay: float = 5.0, agent_name: str | None = None) -> int:
         """A call created at ``at`` that ends ``duration`` s after it starts (at + 1); the customer
         moves to ``customer_state``."""
-        attempt_id, customer_id = self._claim(cid, run_id, phone, agent, at, attempt_no)
+        attempt_id, customer_id = self._claim(cid, run_id, phone, agent, at, attempt_no, agent_name)
         self.ledger.mark_placed(attempt_id, agent_key=agent, call_sid=f"CA{attempt_id:06d}", details={},
                                 now=at + 1)
         summary: dict[str, Any] = {
@@ -83,9 +84,9 @@ class LedgerBuilder:
         return attempt_id
 
     def rejected(self, cid: int, run_id: int, phone: str, agent: str, *, at: float,
-                 attempt_no: int = 1) -> int:
+                 attempt_no: int = 1, agent_name: str | None = None) -> int:
         """A Make Call the API refused (nothing rang); the customer stays pending."""
-        attempt_id, customer_id = self._claim(cid, run_id, phone, agent, at, attempt_no)
+        attempt_id, customer_id = self._claim(cid, run_id, phone, agent, at, attempt_no, agent_name)
         update = CustomerUpdate(state="pending", final_status=None, last_status=None, attempts=0,
                                 agent_side_retries=0, no_dial_retries=0, next_attempt_at=at)
         self.ledger.mark_rejected(attempt_id, agent_key=agent, holder_id=self.holder, customer_id=customer_id,
