@@ -28,11 +28,13 @@ header naming the report and the sheet, its footer "Page n of m".
 from __future__ import annotations
 
 import functools
-import io
+import itertools
 import math
 import os
+import queue
 import re
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -80,7 +82,7 @@ class PageSetup:
 
 PAGE = PageSetup()
 
-_CHUNK_ROWS = 5_000
+_CHUNK_ROWS = 10_000
 _EXCEL_EPOCH = np.datetime64("1899-12-30T00:00:00", "s")
 _EXCEL_EPOCH_1904 = np.datetime64("1904-01-01T00:00:00", "s")
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -278,12 +280,40 @@ def _replace_sheets(base: Path, out: Path, streamed: dict[str, tuple[Table, int,
             table, start, stop = streamed[title]
             # By name, so the archive's compression level applies (level 1: the streamed XML is large
             # and repetitive; higher levels cost seconds for a few percent).
-            with dst.open(info.filename, "w", force_zip64=True) as raw, \
-                    io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
-                last_part = stop == len(table.frame)
-                for piece in _sheet_xml(table, start, stop, styles, epoch,
-                                        selected=info.filename == first_sheet, totals=last_part):
-                    text.write(piece)
+            with dst.open(info.filename, "w", force_zip64=True) as raw:
+                pieces = _sheet_xml(table, start, stop, styles, epoch, selected=info.filename == first_sheet,
+                                    totals=stop == len(table.frame))
+                _write_behind(raw, (piece.encode("utf-8", "replace") for piece in pieces))
+
+
+def _write_behind(raw: Any, chunks: Iterator[bytes]) -> None:
+    """Write ``chunks`` to ``raw`` (a zip entry) from a second thread while the next chunk is being
+    built: deflating releases the GIL, so compressing one chunk overlaps with building the next on
+    another core. At most two chunks wait; an error on either side is raised here."""
+    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            while (chunk := pending.get()) is not None:
+                raw.write(chunk)
+        except BaseException as exc:  # handed to the caller below
+            failure.append(exc)
+            while pending.get() is not None:  # drain, so the producer never blocks for ever
+                pass
+
+    thread = threading.Thread(target=writer, name="xlsx-deflate", daemon=True)
+    thread.start()
+    try:
+        for chunk in chunks:
+            if failure:
+                break
+            pending.put(chunk)
+    finally:
+        pending.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 # --------------------------------------------------------------------------- the streamed sheet
@@ -325,12 +355,22 @@ def _sheet_xml(table: Table, start: int, stop: int, styles: _Styles, epoch: np.d
     yield "</row>"
     for chunk_start in range(start, stop, _CHUNK_ROWS):
         chunk_stop = min(stop, chunk_start + _CHUNK_ROWS)
-        first_row = chunk_start - start + 2
-        cells = [_column_cells(frame[column].iloc[chunk_start:chunk_stop], kind, letter, first_row, styles,
-                               epoch)
-                 for column, kind, letter in zip(columns, kinds, letters, strict=True)]
-        yield "".join([f'<row r="{r}">{"".join(row)}</row>'
-                       for r, row in enumerate(zip(*cells, strict=True), start=first_row)])
+        rows = [str(r) for r in range(chunk_start - start + 2, chunk_stop - start + 2)]
+        parts: list[Part] = ['<row r="', rows, '">']
+        for column, kind, letter in zip(columns, kinds, letters, strict=True):
+            parts += _column_parts(frame[column].iloc[chunk_start:chunk_stop], kind, letter, rows, styles,
+                                   epoch)
+        parts.append("</row>")
+        # Adjacent constants merged (fewer items per row to join); each list is one text per row.
+        merged: list[Any] = []
+        for part in parts:
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            else:
+                merged.append(part)
+        columns_in_order = [itertools.repeat(m) if isinstance(m, str) else m for m in merged]
+        # strict=False: the constants repeat without end; the lists, all as long as the chunk, stop it.
+        yield "".join(["".join(row) for row in zip(*columns_in_order, strict=False)])
     if total_row is not None:
         yield f'<row r="{last}">'
         for column, kind, letter in zip(columns, kinds, letters, strict=True):
@@ -395,28 +435,24 @@ def _escape(text: str) -> str:
     return text
 
 
-def _escape_all(texts: list[str | None]) -> tuple[list[str | None], bool, bool]:
-    """:func:`_escape` over a column chunk, and whether any cell may need the quote prefix or
-    ``xml:space="preserve"``. One replace per entity over the whole chunk (cells joined by NUL, which
-    XML text can never hold); the per-cell path only when a cell needs cleaning or cutting."""
-    present = [t for t in texts if t]
-    if not present:
-        return [None] * len(texts), False, False
-    joined = "\x00".join(present)
-    quoted = joined.startswith(FORMULA_TRIGGERS) or any(f"\x00{c}" in joined for c in FORMULA_TRIGGERS)
-    spaced = (joined[0] == " " or joined[-1] == " " or "\x00 " in joined or " \x00" in joined
-              or "\t" in joined or "\n" in joined or "\r" in joined)
-    if (joined.count("\x00") != len(present) - 1 or _ILLEGAL_XML_BUT_NUL.search(joined)
-            or max(map(len, present)) > EXCEL_MAX_TEXT):
-        return [_escape(t) if t else None for t in texts], quoted, True
+def _escape_all(texts: list[str]) -> tuple[list[str], bool, bool]:
+    """:func:`_escape` over a column chunk (``""`` for a blank cell), and whether any cell may need
+    the quote prefix or ``xml:space="preserve"``. One replace per entity over the whole chunk (cells
+    joined by NUL, which XML text can never hold); the per-cell path only when a cell needs cleaning
+    or cutting."""
+    joined = "\x00".join(texts)
+    if not joined.strip("\x00"):
+        return texts, False, False
+    marked = "\x00" + joined + "\x00"
+    quoted = any(f"\x00{c}" in marked for c in FORMULA_TRIGGERS)
+    spaced = ("\x00 " in marked or " \x00" in marked or "\t" in joined or "\n" in joined or "\r" in joined)
+    if (joined.count("\x00") != len(texts) - 1 or _ILLEGAL_XML_BUT_NUL.search(joined)
+            or (len(joined) > EXCEL_MAX_TEXT and max(map(len, texts)) > EXCEL_MAX_TEXT)):
+        return [_escape(t) if t else "" for t in texts], quoted, True
     for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")):
         if raw in joined:
             joined = joined.replace(raw, entity)
-    pieces: list[str | None] = list(joined.split("\x00"))
-    if len(present) == len(texts):
-        return pieces, quoted, spaced
-    escaped = iter(pieces)
-    return [next(escaped) if t else None for t in texts], quoted, spaced
+    return joined.split("\x00"), quoted, spaced
 
 
 def _text_cell(ref: str, text: str, style: int | None) -> str:
@@ -425,75 +461,112 @@ def _text_cell(ref: str, text: str, style: int | None) -> str:
     return f'<c r="{ref}"{s} t="inlineStr"><is><t{space}>{_escape(text)}</t></is></c>'
 
 
-def _column_cells(values: pd.Series, kind: Kind, letter: str, first_row: int, styles: _Styles,
-                  epoch: np.datetime64 = _EXCEL_EPOCH) -> list[str]:
-    """The cells of one column over a chunk of rows ("" for a blank cell)."""
-    rows = range(first_row, first_row + len(values))
+Part = str | list[str]
+"""A piece of every cell of a column chunk: the same text for each cell, or one text per cell."""
+
+
+def _column_parts(values: pd.Series, kind: Kind, letter: str, rows: list[str], styles: _Styles,
+                  epoch: np.datetime64 = _EXCEL_EPOCH) -> list[Part]:
+    """One column over a chunk of rows as parts that, joined in order, make each row's cell:
+    ``<c r="B7" s="3"><v>42</v></c>``; a blank cell is ``<c r="B7"/>``, an empty cell as Excel itself
+    writes them, so every row of a chunk is made of the same parts.
+
+    Why parts: a row is then one ``join`` of a tuple that ``zip`` builds in C (constants come from
+    ``itertools.repeat``), instead of a string formatted in Python for every cell; the work that
+    depends on a value (escaping, the formula rule, a serial day's text) is done once per distinct
+    value of the chunk."""
+    head: list[Part] = [f'<c r="{letter}', rows]
     if kind in ("text", "phone"):
-        return _text_cells(values, letter, rows, styles)
+        return [*head, _text_tails(values, styles)]
     if kind == "bool":
         flags = values.to_numpy(dtype=object, na_value=None).tolist()
-        return ["" if v is None else f'<c r="{letter}{r}" t="b"><v>{1 if v else 0}</v></c>'
-                for r, v in zip(rows, flags, strict=True)]
-    numbers = _number_texts(values, kind, epoch)
+        return [*head, ['"/>' if v is None else '" t="b"><v>1</v></c>' if v else '" t="b"><v>0</v></c>'
+                        for v in flags]]
     style = styles.by_kind.get(kind)
-    s = f' s="{style}"' if style is not None else ""
-    return ["" if v is None else f'<c r="{letter}{r}"{s}><v>{v}</v></c>'
-            for r, v in zip(rows, numbers, strict=True)]
+    mid = '"' + (f' s="{style}"' if style is not None else "") + "><v>"
+    numbers, ok = _number_pieces(values, kind, epoch)
+    if ok.all():
+        return [*head, mid, *numbers, "</v></c>"]
+    blank = (~ok).astype(np.intp)
+
+    def either(when_ok: str, when_blank: str) -> list[str]:
+        return list(np.array([when_ok, when_blank], dtype=object)[blank].tolist())
+
+    cleared = []
+    for piece in numbers:  # the value's texts: "" in a blank cell
+        texts = np.array(piece, dtype=object)
+        texts[~ok] = ""
+        cleared.append(texts.tolist())
+    return [*head, either(mid, '"/>'), *cleared, either("</v></c>", "")]
 
 
-def _text_cells(values: pd.Series, letter: str, rows: range, styles: _Styles) -> list[str]:
-    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-        texts: list[str | None] = values.to_numpy(dtype=object, na_value=None).tolist()
-    else:
-        texts = [v if isinstance(v, str) else None if v is None or v != v else str(v)
-                 for v in values.tolist()]
+def _text_tails(values: pd.Series, styles: _Styles) -> list[str]:
+    """Each cell's text after its reference (``" t="inlineStr"><is><t>...</t></is></c>``, or ``"/>``
+    for a blank cell: missing or empty text), worked out once per distinct value of the chunk (in C,
+    ``factorize`` finds them and the missing ones faster than a Python loop over the cells could)."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object), use_na_sentinel=True)
+    texts = list(map(str, uniques.tolist()))  # str of a str is itself; a stray number becomes text
     escaped, quoted, spaced = _escape_all(texts)
-    if not quoted and not spaced:
-        return ["" if e is None else f'<c r="{letter}{r}" t="inlineStr"><is><t>{e}</t></is></c>'
-                for r, e in zip(rows, escaped, strict=True)]
-    prefix = f' s="{styles.quoted}"'
-    out: list[str] = []
-    for r, v, e in zip(rows, texts, escaped, strict=True):
-        if v is None or e is None:
-            out.append("")
-            continue
-        s = prefix if quoted and v.startswith(FORMULA_TRIGGERS) else ""
-        space = ' xml:space="preserve"' if spaced and _NEEDS_PRESERVE.search(v) else ""
-        out.append(f'<c r="{letter}{r}"{s} t="inlineStr"><is><t{space}>{e}</t></is></c>')
-    return out
+    if not quoted and not spaced:  # the usual case: no per-value decisions
+        tails = ['" t="inlineStr"><is><t>' + e + "</t></is></c>" if e else '"/>' for e in escaped]
+    else:
+        tails = []
+        for raw, e in zip(texts, escaped, strict=True):
+            if not e:
+                tails.append('"/>')
+                continue
+            s = f' s="{styles.quoted}"' if quoted and raw.startswith(FORMULA_TRIGGERS) else ""
+            space = ' xml:space="preserve"' if spaced and _NEEDS_PRESERVE.search(raw) else ""
+            tails.append(f'"{s} t="inlineStr"><is><t{space}>{e}</t></is></c>')
+    table = np.array([*tails, '"/>'], dtype=object)  # code -1 (missing) takes the last: blank
+    return list(table[codes].tolist())
+
+
+def _texts(numbers: np.ndarray) -> np.ndarray:
+    """Integers as decimal text (an object array): each distinct value formatted once."""
+    distinct, inverse = np.unique(numbers, return_inverse=True)
+    return np.array([str(v) for v in distinct.tolist()], dtype=object)[inverse.reshape(-1)]
 
 
 @functools.cache
-def _day_fractions() -> tuple[str, ...]:
+def _day_fractions() -> np.ndarray:
     """The decimal text of s/86400 for every second of a day (12 places: 43 ns, far below the second
     Excel shows and the millisecond openpyxl reads back), so a time is written without a float repr."""
-    return ("", *(f"{s / 86400:.12f}"[1:].rstrip("0") for s in range(1, 86400)))
+    return np.array(["", *(f"{s / 86400:.12f}"[1:].rstrip("0") for s in range(1, 86400))], dtype=object)
 
 
-def _serials(seconds: np.ndarray, ok: np.ndarray) -> list[str | None]:
-    """Whole seconds since Excel's epoch (or durations) as serial-day text."""
-    fractions = _day_fractions()
-    days, second = np.divmod(seconds, 86400)
-    return [f"{d}{fractions[x]}" if good else None
-            for d, x, good in zip(days.tolist(), second.tolist(), ok.tolist(), strict=True)]
+def _serial_pieces(seconds: np.ndarray, ok: np.ndarray) -> list[list[str]]:
+    """Whole seconds since Excel's epoch (or durations) as serial-day text: the day, its fraction."""
+    days, second = np.divmod(np.where(ok, seconds, 0), 86400)
+    return [_texts(days).tolist(), _day_fractions()[second].tolist()]
 
 
-def _number_texts(values: pd.Series, kind: Kind, epoch: np.datetime64 = _EXCEL_EPOCH) -> list[str | None]:
-    """The ``<v>`` text of each number in a column chunk (None: blank)."""
+def _number_pieces(values: pd.Series, kind: Kind, epoch: np.datetime64 = _EXCEL_EPOCH
+                   ) -> tuple[list[list[str]], np.ndarray]:
+    """The ``<v>`` text of each number in a column chunk, as pieces, and which cells have one."""
     if kind in ("datetime", "date"):
         stamps = values.to_numpy(dtype="datetime64[s]")
         ok = ~np.isnat(stamps)
         seconds = np.where(ok, stamps - epoch, np.timedelta64(0, "s")).astype("int64")
-        return _serials(seconds, ok & (seconds >= 0))
+        ok &= seconds >= 0
+        return _serial_pieces(seconds, ok), ok
+    if pd.api.types.is_integer_dtype(values.dtype) and not values.hasnans:
+        ints = values.to_numpy(dtype="int64")
+        ok = np.ones(len(ints), dtype=bool)
+        if kind in ("duration", "duration_change") and (ints >= 0).all():
+            return _serial_pieces(ints, ok), ok
+        if kind not in ("duration", "duration_change"):
+            return [list(map(str, ints.tolist()))], ok
     floats = values.to_numpy(dtype="float64", na_value=np.nan)
     ok = np.isfinite(floats)
+    whole = np.where(ok, floats, 0.0)
     if kind in ("duration", "duration_change"):
-        whole = np.where(ok, floats, 0.0)
         if np.all((whole == np.floor(whole)) & (whole >= 0)):
-            return _serials(whole.astype("int64"), ok)
+            return _serial_pieces(whole.astype("int64"), ok), ok
         floats = floats / 86400.0
-    elif pd.api.types.is_integer_dtype(values.dtype) or (
-            kind in ("int", "change") and np.all(floats[ok] == np.floor(floats[ok]))):
-        return [str(int(v)) if good else None for v, good in zip(floats.tolist(), ok.tolist(), strict=True)]
-    return [repr(v) if good else None for v, good in zip(floats.tolist(), ok.tolist(), strict=True)]
+    elif kind in ("int", "change") or pd.api.types.is_integer_dtype(values.dtype):
+        if np.all(whole == np.floor(whole)):
+            texts = np.array(list(map(str, whole.astype("int64").tolist())), dtype=object)
+            texts[~ok] = ""
+            return [texts.tolist()], ok
+    return [[repr(v) if good else "" for v, good in zip(floats.tolist(), ok.tolist(), strict=True)]], ok
