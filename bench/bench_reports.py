@@ -1,6 +1,6 @@
 """Benchmark: campaign and daily reports from a large ledger, against a bare pandas dump of it.
 
-    .venv/bin/python bench/bench_reports.py [--customers 100000] [--attempts 250000] [--repeat 1]
+    .venv/bin/python bench/bench_reports.py [--customers 100000] [--attempts 250000] [--repeat 3]
 
 Builds a synthetic ledger once into bench/results/ (one campaign of ``--customers`` customers with
 four extra spreadsheet columns, 60 agents, ``--attempts`` attempts over five days with a realistic
@@ -285,16 +285,28 @@ def child(mode: str, path: Path, out_dir: Path) -> dict[str, Any]:
     return out
 
 
-def measure(mode: str, path: Path, out_dir: Path, repeat: int) -> dict[str, Any]:
-    """Best time of ``repeat`` fresh subprocesses (peak RSS: the largest seen)."""
-    runs = []
+def run_child(mode: str, path: Path, out_dir: Path) -> dict[str, Any]:
+    """One measurement in a fresh subprocess."""
+    done = subprocess.run([sys.executable, __file__, "--child", mode, str(path), str(out_dir)],
+                          check=True, capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def measure_all(steps: dict[str, str], path: Path, out_dir: Path, repeat: int) -> dict[str, dict[str, Any]]:
+    """Each step ``repeat`` times, round by round (every step once per round, so load from other work
+    on the machine falls on the baseline and the reports alike); the best time of each (peak RSS:
+    the largest seen)."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in steps}
     for _ in range(repeat):
-        done = subprocess.run([sys.executable, __file__, "--child", mode, str(path), str(out_dir)],
-                              check=True, capture_output=True, text=True)
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    best = min(runs, key=lambda r: r["seconds"])
-    best["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs)
-    return best
+        for name, mode in steps.items():
+            runs[name].append(run_child(mode, path, out_dir))
+    results = {}
+    for name, seen in runs.items():
+        best = min(seen, key=lambda r: r["seconds"])
+        best["peak_rss_mib"] = max(r["peak_rss_mib"] for r in seen)
+        results[name] = best
+    return results
 
 
 def main() -> None:
@@ -302,7 +314,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--attempts", type=int, default=250_000)
-    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (best time)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of every measurement (best time of each)")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "LEDGER", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--generate", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -326,7 +339,7 @@ def main() -> None:
         "daily: all files": "daily-all",
     }
     load_before = os.getloadavg()[0]
-    results = {name: measure(mode, path, out_dir, args.repeat) for name, mode in steps.items()}
+    results = measure_all(steps, path, out_dir, args.repeat)
     print(f"ledger: {path.name} ({path.stat().st_size / 2**20:.0f} MiB); Python {sys.version.split()[0]}")
     print(f"{'step':<22} {'rows':>8} {'total s':>8} {'compute s':>10} {'write s':>8} {'CPU s':>6} "
           f"{'peak RSS MiB':>13}")
