@@ -74,6 +74,7 @@ from ccm_tasks.reports.tables import (
     local_datetime,
     local_times,
     markdown_table,
+    read_frame,
 )
 from ccm_tasks.reports.xlsx import CustomSheet, print_setup, write_workbook
 
@@ -309,7 +310,7 @@ def _read_customers(conn: Connection, campaign_id: int) -> pd.DataFrame:
     query = select(c.id, c.phone, c.source_file, c.source_sheet, c.source_row,
                    type_coerce(c.extra, Text).label("extra"), c.state, c.final_status, c.last_status,
                    ).where(c.campaign_id == campaign_id).order_by(c.id)
-    return pd.read_sql(query, conn)
+    return read_frame(conn, query)
 
 
 def _read_attempts(conn: Connection, campaign_id: int) -> pd.DataFrame:
@@ -321,7 +322,7 @@ def _read_attempts(conn: Connection, campaign_id: int) -> pd.DataFrame:
                    a.total_duration, type_coerce(a.recordings, Text).label("recordings"),
                    a.error_category, a.error_code, a.error_message, a.resolved_by, a.wrap_up_seconds,
                    ).where(a.campaign_id == campaign_id)
-    frame = pd.read_sql(query, conn)
+    frame = read_frame(conn, query)
     for column in ("created_at", "placed_at", "terminal_at", "stuck_at", "start_time", "end_time",
                    "total_talk_time", "total_duration", "wrap_up_seconds"):
         frame[column] = frame[column].astype("float64")

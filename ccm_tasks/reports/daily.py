@@ -53,7 +53,15 @@ from ccm_tasks.reports.glossary import (
     outcome_label,
 )
 from ccm_tasks.reports.layout import Cell, Layout
-from ccm_tasks.reports.tables import Kind, Table, day_bounds, display, local_times, markdown_table
+from ccm_tasks.reports.tables import (
+    Kind,
+    Table,
+    day_bounds,
+    display,
+    local_times,
+    markdown_table,
+    read_frame,
+)
 from ccm_tasks.reports.xlsx import CustomSheet, print_setup, write_workbook
 
 MEASURES: dict[str, Kind] = {"calls_placed": "int", "calls_answered": "int", "answer_rate": "percent",
@@ -187,7 +195,7 @@ def build_daily_report(ledger: Ledger, day: date, timezone: str = "Asia/Kolkata"
         .where(or_(within(prev_start, end), within(week_start, week_end)))
     )
     with ledger.read() as conn:
-        rows = pd.read_sql(query, conn)
+        rows = read_frame(conn, query)
     rows["call_status"] = rows["call_status"].astype("object").where(rows["call_status"].notna(), "unknown")
     rows["talk"] = rows["total_talk_time"].astype("float64").fillna(0).astype("int64")
     rows["answered"] = (rows["call_status"] == "completed").astype("int64")

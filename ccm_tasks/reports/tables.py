@@ -56,6 +56,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Connection, Executable
 
 Kind = Literal["text", "phone", "int", "float", "bool", "datetime", "date", "duration", "percent",
                "change", "duration_change", "rate_change"]
@@ -143,6 +144,17 @@ def csv_safe_series(values: pd.Series, *, phone: bool = False) -> pd.Series:
         texts = list(map(safe, texts))
     cells = np.array([*texts, None], dtype=object)[codes]  # code -1 (missing) takes the last: None
     return pd.Series(cells, index=values.index, dtype="object")
+
+
+def read_frame(conn: Connection, query: Executable) -> pd.DataFrame:
+    """A query's rows as a DataFrame, from the driver's own tuples: ``pandas.read_sql`` builds a
+    SQLAlchemy ``Row`` for each first, a third of the time for a large table. Columns keep the
+    driver's values (text as ``object``, missing as ``None`` or NaN)."""
+    result = conn.execute(query)
+    columns = list(result.keys())
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    return pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
 
 
 # --------------------------------------------------------------------------- times
