@@ -4,20 +4,26 @@
 so only Exotel, which got the URL in Make Call, can post. The receiver answers fast (Exotel allows
 15 s and retries twice), and every request either changes nothing or records exactly one event:
 
-* 413 body over 64 KiB, 404 wrong token, 400 not JSON, 422 not a status-callback payload,
-  404 a call that is not one of this campaign's, 409 a call_sid that contradicts the attempt named
-  by custom_field: nothing recorded.
+* 413 body over 64 KiB, 408 a body that takes longer than ``BODY_SECONDS`` to arrive, 404 wrong
+  token, 400 not JSON (nesting too deep included), 422 not a status-callback payload, 404 a call
+  that is not one of this campaign's, 409 a payload that contradicts what the ledger knows of the
+  call (its sid, customer, agent, virtual number or time): nothing recorded.
 * 200: the event is recorded in the ledger once (a repeated delivery has the same key and changes
   nothing), then the dialer is woken: directly when it runs in this process (:class:`CallbackHub`),
   through the ledger otherwise (the engine reads new events every fraction of a second).
 
 The token never appears in logs: the access log is off and the token is added to the redaction
-filter.
+filter. Under abuse the receiver stays small: connections are bounded (uvicorn answers 503 past
+``MAX_CONNECTIONS``), bodies must arrive within ``BODY_SECONDS``, rejections are logged at most once
+per reason every few seconds with a count, and the dialer keeps its descriptors (the process's
+open-file limit is raised to its hard limit). The URL token is the main protection, as in Exotel's
+model; the contradiction check is defence in depth (docs/dialer.md says what it cannot stop).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -33,14 +39,21 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from ccm_tasks.clock import Clock, SystemClock
-from ccm_tasks.exotel.models import CallDetails, StatusCallbackPayload
+from ccm_tasks.errors import CampaignCannotRun
+from ccm_tasks.exotel.models import CallDetails, StatusCallback, StatusCallbackPayload
+from ccm_tasks.inputs.definition import CallbackSettings
 from ccm_tasks.ledger import Ledger
+from ccm_tasks.logs import RateLimitedLog
 from ccm_tasks.redact import redaction_filter
+from ccm_tasks.simulator.server import BackgroundServer
 
 log = logging.getLogger("ccm.callbacks")
 
 MAX_BODY = 64 * 1024
+BODY_SECONDS = 5.0
+MAX_CONNECTIONS = 256
 CALLBACK_PATH = "/v1/callbacks"
+CLOCK_SLACK = 300.0  # seconds a payload's times may lie outside its attempt's (clock skew)
 
 
 @dataclass(frozen=True)
@@ -121,8 +134,10 @@ def create_receiver_app(ledger: Ledger, hub: CallbackHub | None = None, *, clock
                 return cid
         return None
 
+    warn = RateLimitedLog(log, every=5.0)
+
     def reject(status: int, why: str) -> JSONResponse:
-        log.warning("status callback rejected (%d): %s", status, why)
+        warn.warning(f"rejected-{status}", "status callback rejected (%d): %s", status, why)
         return JSONResponse({"ok": False, "error": why}, status_code=status)
 
     @app.get("/v1/health")
@@ -135,33 +150,42 @@ def create_receiver_app(ledger: Ledger, hub: CallbackHub | None = None, *, clock
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             return reject(413, "body too large")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body:
-                return reject(413, "body too large")
+        try:
+            async with asyncio.timeout(BODY_SECONDS):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > max_body:
+                        return reject(413, "body too large")
+        except TimeoutError:
+            return reject(408, "body too slow")
         campaign_id = campaign_for(token)
         if campaign_id is None:
             return reject(404, "unknown callback path")
         try:
             data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return reject(400, "body is not JSON")
         try:
             payload = StatusCallbackPayload.model_validate(data)
         except ValidationError as exc:
             fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
             return reject(422, "not a status callback payload: " + ", ".join(fields[:5]))
+        except RecursionError:
+            return reject(400, "body nests too deeply")
         details = payload.call_details
-        attempt = ledger.attempt_for_callback(campaign_id, details.custom_field, details.call_sid)
+        attempt = await asyncio.to_thread(ledger.attempt_for_callback, campaign_id, details.custom_field,
+                                          details.call_sid)
         if attempt is None:
             return reject(404, f"call {details.call_sid} is not one of this campaign's")
-        if attempt["call_sid"] and details.call_sid != attempt["call_sid"]:
-            return reject(409, f"call {details.call_sid} does not match attempt {attempt['id']}")
+        contradiction = contradicts(attempt, details, now=clock.time())
+        if contradiction is not None:
+            return reject(409, f"call {details.call_sid} contradicts attempt {attempt['id']}: "
+                               f"{contradiction}")
         event_type = payload.event_details.event_type
-        event_id = ledger.record_callback(
-            campaign_id=campaign_id, attempt_id=int(attempt["id"]), call_sid=details.call_sid,
-            event_type=event_type, dedupe_key=dedupe_key(payload), payload=_jsonable(data),
-            now=clock.time())
+        event_id = await asyncio.to_thread(
+            ledger.record_callback, campaign_id=campaign_id, attempt_id=int(attempt["id"]),
+            call_sid=details.call_sid, event_type=event_type, dedupe_key=dedupe_key(payload),
+            payload=_jsonable(data), now=clock.time())
         if event_id is None:
             log.debug("repeated %s callback for call %s ignored", event_type, details.call_sid)
             return JSONResponse({"ok": True, "duplicate": True})
@@ -171,6 +195,50 @@ def create_receiver_app(ledger: Ledger, hub: CallbackHub | None = None, *, clock
         return JSONResponse({"ok": True, "duplicate": False})
 
     return app
+
+
+def _number(value: str | None) -> str | None:
+    """A phone number's last ten digits, or None when it cannot be compared (masked, partial)."""
+    text = (value or "").strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) < 10 or any(ch not in "+-() 0123456789" for ch in text):
+        return None
+    return digits[-10:]
+
+
+def _differ(a: str | None, b: str | None) -> bool:
+    """Two numbers that can both be compared and are not the same number."""
+    x, y = _number(a), _number(b)
+    return x is not None and y is not None and x != y
+
+
+def contradicts(attempt: dict[str, Any], details: CallDetails, *, now: float) -> str | None:
+    """Why a payload cannot be about this attempt, or None. Only facts both sides state are
+    compared (unanswered calls omit fields), numbers by their last ten digits (formats differ)."""
+    if attempt.get("call_sid") and details.call_sid != attempt["call_sid"]:
+        return "another call_sid"
+    customer = details.customer_details.contact_uri if details.customer_details else None
+    if _differ(customer, attempt.get("customer_phone")):
+        return "another customer"
+    agent = details.assigned_agent_details
+    key = str(attempt.get("agent_key") or "")
+    if agent is not None and key:
+        if key.startswith("+"):
+            if _differ(agent.contact_uri, key):
+                return "another agent"
+        elif not key.startswith("sip:") and agent.user_id and agent.user_id != key:
+            return "another agent"
+    placed = attempt.get("details") or {}
+    ours = placed.get("virtual_number") if isinstance(placed, dict) else None
+    if _differ(ours, details.virtual_number):
+        return "another virtual number"
+    created = float(attempt["created_at"])
+    if details.created_time is not None and details.created_time.timestamp() < created - CLOCK_SLACK:
+        return "created before its attempt was written"
+    ended = details.end_time or details.updated_time
+    if ended is not None and ended.timestamp() > now + CLOCK_SLACK:
+        return "ends in the future"
+    return None
 
 
 def event_from_row(row: dict[str, Any]) -> CallbackEvent | None:
@@ -187,15 +255,76 @@ def _jsonable(data: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {"payload": data}
 
 
+@dataclass
+class RunReceiver:
+    """A run's status-callback receiver (when its definition enables callbacks)."""
+
+    server: BackgroundServer | None
+    hub: CallbackHub
+    urls: list[StatusCallback]
+    unsubscribe: Callable[[], None] | None = None
+
+    def attach(self, campaign_id: int, deliver: Subscriber) -> None:
+        """Deliver the campaign's events to the engine on the caller's event loop."""
+        self.unsubscribe = self.hub.subscribe(campaign_id, deliver)
+
+    def close(self) -> None:
+        """Stop listening."""
+        if self.unsubscribe is not None:
+            self.unsubscribe()
+        if self.server is not None:
+            self.server.stop()
+
+
+def start_run_receiver(settings: CallbackSettings, ledger: Ledger, campaign_id: int, *, clock: Clock,
+                       simulated: bool) -> RunReceiver:
+    """Listen for a campaign's callbacks and build the status_callback list for its Make Calls."""
+    token = ledger.callback_token(campaign_id)
+    redaction_filter().add_secrets([token])
+    hub = CallbackHub()
+    server = None
+    if settings.listen:
+        raise_open_file_limit()
+        host, _, port = settings.listen.rpartition(":")
+        server = BackgroundServer(create_receiver_app(ledger, hub, clock=clock), host, int(port),
+                                  limit_concurrency=MAX_CONNECTIONS).start()
+    base = settings.public_url
+    if base is None:
+        if not simulated:
+            raise CampaignCannotRun("callbacks.enabled needs callbacks.public_url (an https address Exotel "
+                                    "can reach) to dial for real")
+        if server is None:
+            raise CampaignCannotRun("callbacks.enabled needs callbacks.public_url or callbacks.listen")
+        base = server.base_url  # the simulator runs here and can reach the receiver directly
+    url = callback_url(base, token)
+    return RunReceiver(server, hub, [StatusCallback(event="answered", url=url),
+                                     StatusCallback(event="terminal", url=url)])
+
+
+def raise_open_file_limit() -> None:
+    """Raise this process's open-file limit to its hard limit: a flood of connections to the
+    receiver must not take the descriptors the dialer needs for its own requests."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def serve_receiver(host: str, port: int, ledger_path: str | None = None) -> int:
     """``ccm callbacks``: the receiver alone, for every campaign in the ledger (foreground)."""
-    from ccm_tasks.paths import default_ledger_path
+    from ccm_tasks.paths import resolve_ledger
+    from ccm_tasks.settings import SimSettings
     from ccm_tasks.simulator.server import bind_socket, make_server
+    from ccm_tasks.target import shared_clock
 
-    ledger = Ledger(ledger_path or default_ledger_path())
-    app = create_receiver_app(ledger)
+    raise_open_file_limit()
+    ledger = Ledger(resolve_ledger(ledger_path))
+    app = create_receiver_app(ledger, clock=shared_clock(SimSettings().clock))
     sock = bind_socket(host, port)
-    server = make_server(app, log_level="warning")
+    server = make_server(app, log_level="warning", limit_concurrency=MAX_CONNECTIONS)
     bound = sock.getsockname()
     print(f"Receiving status callbacks on http://{bound[0]}:{bound[1]}{CALLBACK_PATH}/<campaign token> "
           f"(ledger {ledger}); Ctrl-C to stop", flush=True)

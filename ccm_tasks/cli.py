@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -19,18 +20,21 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_simulator(args: argparse.Namespace) -> int:
+    from ccm_tasks.clock import Clock
     from ccm_tasks.simulator.scenario import Scenario
-    from ccm_tasks.simulator.server import serve_forever
+    from ccm_tasks.simulator.server import clock_spec, serve_forever
 
     scenario = Scenario.from_file(args.scenario) if args.scenario else Scenario.builtin("default")
     if args.time_scale is not None:
         scenario = scenario.model_copy(update={"time_scale": args.time_scale})
     acc = scenario.account
 
-    def ready(url: str) -> None:
+    def ready(url: str, clock: Clock) -> None:
         print(f"CCM simulator listening on {url} (time scale {scenario.time_scale:g}x)")
+        spec = clock_spec(clock)
+        share = f" CCM_SIM_CLOCK={spec}" if spec else ""
         print(f"  export EXOTEL_BASE_URL={url} EXOTEL_ACCOUNT_SID={acc.sid} "
-              f"EXOTEL_API_KEY={acc.api_key} EXOTEL_API_TOKEN=<account.api_token in the scenario>")
+              f"EXOTEL_API_KEY={acc.api_key} EXOTEL_API_TOKEN=<account.api_token in the scenario>{share}")
         print(f"  dial log: {url}/_sim/dial-log   counters: {url}/_sim/stats   (Ctrl-C to stop)")
         sys.stdout.flush()
 
@@ -173,13 +177,192 @@ def _agents(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
+def _operator() -> str:
+    """Who is acting, for the record: the login name, else the user id."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # pragma: no cover - no passwd entry
+        return f"uid {os.getuid()}"
+
+
+def _cmd_control(args: argparse.Namespace) -> int:
+    from ccm_tasks import control
+
+    ledger = _existing_ledger(args.ledger, f"ccm {args.command}")
+    if ledger is None:
+        return 2
+    action = {"pause": control.pause, "resume": control.resume, "stop": control.stop}[args.command]
+    try:
+        change = action(ledger, args.name, by=args.by or _operator(), reason=args.reason or "")
+    except (control.CampaignNotFound, control.ControlRefused) as exc:
+        print(f"ccm {args.command}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
+    print(f"{change.campaign}: {change.message}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ccm_tasks import control
+
+    ledger = _existing_ledger(args.ledger, "ccm status")
+    if ledger is None:
+        return 2
+    try:
+        print(control.render_status(control.status(ledger, args.name)))
+    except control.CampaignNotFound as exc:
+        print(f"ccm status: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
+    return 0
+
+
+def _cmd_unknown(args: argparse.Namespace) -> int:
+    from ccm_tasks import control
+
+    ledger = _existing_ledger(args.ledger, "ccm unknown")
+    if ledger is None:
+        return 2
+    try:
+        calls = control.unknown_calls(ledger, args.name)
+    except control.CampaignNotFound as exc:
+        print(f"ccm unknown: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
+    if not calls:
+        print(f"{args.name}: no customer's outcome is unknown")
+    for call in calls:
+        print(call.line())
+    if calls:
+        print(f"{len(calls)} customers. Confirm with the agents (or Exotel's call logs) which were "
+              "never rung, "
+              f"then: ccm requeue {args.name} --unknown --numbers ... --reason \"...\"")
+    return 0
+
+
+def _cmd_requeue(args: argparse.Namespace) -> int:
+    from ccm_tasks import control
+
+    if not args.unknown or not args.reason:
+        print("ccm requeue: give --unknown and say why with --reason (it is recorded)", file=sys.stderr)
+        return 2
+    ledger = _existing_ledger(args.ledger, "ccm requeue")
+    if ledger is None:
+        return 2
+    try:
+        done = control.requeue_unknown(ledger, args.name, by=args.by or _operator(), reason=args.reason,
+                                       numbers=args.numbers)
+    except control.CampaignNotFound as exc:
+        print(f"ccm requeue: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
+    print(f"{args.name}: {len(done)} customers back in the queue")
+    return 0
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ccm_tasks.console import create_app
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.logs import configure_logging
+    from ccm_tasks.paths import resolve_ledger
+    from ccm_tasks.settings import ConsoleSettings
+
+    configure_logging(with_prefect=False)
+    settings = ConsoleSettings()
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    ledger = Ledger(resolve_ledger(args.ledger))
+    app = create_app(settings, ledger=ledger)
+    if not ledger_has_users(ledger):
+        print("ccm console: no user can sign in yet; add one first:\n"
+              "  ccm users add NAME --role admin", file=sys.stderr)
+    print(f"ccm console on http://{host}:{port}/ (ledger {ledger!r}); Ctrl-C to stop")
+    sys.stdout.flush()
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=True, proxy_headers=True,
+                server_header=False)
+    return 0
+
+
+def ledger_has_users(ledger: Ledger) -> bool:
+    """Whether anyone can sign in to the console."""
+    from ccm_tasks.ledger.users import Users
+
+    return any(u.active for u in Users(ledger).all())
+
+
+def _cmd_users(args: argparse.Namespace) -> int:
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.ledger.users import UserError, Users
+    from ccm_tasks.paths import resolve_ledger
+
+    ledger = Ledger(resolve_ledger(args.ledger))
+    users = Users(ledger)
+    try:
+        if args.action == "list":
+            everyone = users.all()
+            if not everyone:
+                print("no users; add one with: ccm users add NAME --role admin")
+            for u in everyone:
+                print(f"{u.name:24} {u.role:9} {'active' if u.active else 'disabled'}")
+            return 0
+        if not args.name:
+            print(f"ccm users {args.action}: give the user's NAME", file=sys.stderr)
+            return 2
+        if args.action == "add":
+            password = _read_password(args.password_stdin)
+            if password is None:
+                return 2
+            user = users.add(args.name, args.role, password)
+            print(f"added {user.name} ({user.role})")
+        elif args.action == "disable":
+            users.disable(args.name)
+            print(f"disabled {args.name} (their sessions ended)")
+        elif args.action == "enable":
+            users.enable(args.name)
+            print(f"enabled {args.name}")
+        elif args.action == "password":
+            password = _read_password(args.password_stdin)
+            if password is None:
+                return 2
+            users.set_password(args.name, password)
+            print(f"changed the password of {args.name} (their sessions ended)")
+        elif args.action == "role":
+            print(f"{args.name} is now {users.set_role(args.name, args.role).role}")
+    except UserError as exc:
+        print(f"ccm users: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        ledger.close()
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    import getpass
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        print("ccm users: the passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
 def _existing_ledger(location: str | None, command: str) -> Ledger | None:
     """The ledger at ``location`` (default: $CCM_HOME/var/ledger.sqlite), or None after saying it
     is missing: reading commands never create an empty one."""
     from ccm_tasks.ledger import Ledger
-    from ccm_tasks.paths import default_ledger_path
+    from ccm_tasks.paths import resolve_ledger
 
-    location = str(location or default_ledger_path())
+    location = resolve_ledger(location)
     if "://" not in location and not Path(location).expanduser().exists():
         print(f"{command}: no ledger at {location}", file=sys.stderr)
         return None
@@ -188,7 +371,7 @@ def _existing_ledger(location: str | None, command: str) -> Ledger | None:
 
 def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger",
-                        help="ledger path or SQLAlchemy URL (default: $CCM_HOME/var/ledger.sqlite)")
+                        help="ledger path or URL (default: $CCM_LEDGER, else $CCM_HOME/var/ledger.sqlite)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,11 +418,57 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ledger_option(p)
     p.set_defaults(handler=_cmd_agents)
 
+    for name, text in (("pause", "hold new calls (live calls finish); resume later"),
+                       ("resume", "lift a pause: dialling restarts where it was"),
+                       ("stop", "end the run once its live calls are over (a later run continues)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("name", metavar="NAME", help="campaign name")
+        p.add_argument("--reason", help="why (recorded with your name and the time)")
+        p.add_argument("--by", help="who is acting (default: your login name)")
+        _add_ledger_option(p)
+        p.set_defaults(handler=_cmd_control)
+
+    p = sub.add_parser("status", help="every campaign's state, progress, live calls, agents and budget")
+    p.add_argument("name", metavar="NAME", nargs="?", help="one campaign")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_status)
+
+    p = sub.add_parser("unknown", help="customers whose last Make Call's outcome is unknown")
+    p.add_argument("name", metavar="NAME", help="campaign name")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_unknown)
+
+    p = sub.add_parser("requeue", help="put customers a person confirmed were never rung back in the queue")
+    p.add_argument("name", metavar="NAME", help="campaign name")
+    p.add_argument("--unknown", action="store_true", help="the customers final as unknown (required)")
+    p.add_argument("--numbers", nargs="+", metavar="E164", help="only these numbers (default: all unknown)")
+    p.add_argument("--reason", help="why (recorded with your name and the time)")
+    p.add_argument("--by", help="who is acting (default: your login name)")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_requeue)
+
     p = sub.add_parser("callbacks", help="receive Exotel status callbacks for every campaign in the ledger")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8780)
     _add_ledger_option(p)
     p.set_defaults(handler=_cmd_callbacks)
+
+    p = sub.add_parser("console", help="serve the operations console (web pages: upload, launch, watch, "
+                                       "control, reports)")
+    p.add_argument("--host", help="listen address (default $CCM_CONSOLE_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default $CCM_CONSOLE_PORT or 8000)")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_console)
+
+    p = sub.add_parser("users", help="console users: add, list, disable, enable, password, role")
+    p.add_argument("action", choices=["add", "list", "disable", "enable", "password", "role"])
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--role", choices=["operator", "manager", "admin"], default="manager",
+                   help="manager reads; operator uploads, launches and controls; admin manages users")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of standard input (for scripts)")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_users)
 
     p = sub.add_parser("demo", help="run the demo campaign on the built-in simulator, from scratch")
     p.add_argument("campaign_file", nargs="?", default=Path("campaigns/demo/demo.yaml"), type=Path)

@@ -62,8 +62,21 @@ class ScaledClock:
         if scale <= 0:
             raise ValueError(f"scale must be > 0, got {scale}")
         self.scale = float(scale)
-        self.origin = time.time() if origin is None else float(origin)
+        self._wall0 = time.time()
         self._perf0 = time.perf_counter()
+        self.origin = self._wall0 if origin is None else float(origin)
+
+    @classmethod
+    def anchored(cls, scale: float, wall0: float, sim0: float | None = None) -> ScaledClock:
+        """The clock that read ``sim0`` (default ``wall0``) at wall time ``wall0``: another process's
+        clock, rebuilt here so both agree (to the precision of the two machines' wall clocks)."""
+        sim0 = wall0 if sim0 is None else sim0
+        return cls(scale, origin=sim0 + (time.time() - wall0) * scale)
+
+    @property
+    def spec(self) -> str:
+        """``"<scale>@<wall0>@<sim0>"``: what another process needs to share this clock (CCM_SIM_CLOCK)."""
+        return f"{self.scale:g}@{self._wall0:.6f}@{self.origin:.6f}"
 
     def time(self) -> float:
         return self.origin + (time.perf_counter() - self._perf0) * self.scale

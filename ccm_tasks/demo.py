@@ -1,4 +1,5 @@
-"""The demo: one call through the client, against the built-in simulator unless credentials are set."""
+"""``ccm call`` and ``ccm demo``: one call, and the demo campaign, on the built-in simulator unless
+Exotel credentials are set (the choice is :func:`~ccm_tasks.target.target_from_settings`'s)."""
 
 from __future__ import annotations
 
@@ -6,46 +7,42 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from ccm_tasks.clock import Clock, SystemClock
-from ccm_tasks.exotel.client import CCMClient
 from ccm_tasks.exotel.errors import CCMError
 from ccm_tasks.exotel.models import MakeCallRequest
+from ccm_tasks.ledger import Ledger
 from ccm_tasks.onecall import Change, place_and_follow
-from ccm_tasks.settings import ExotelSettings
-from ccm_tasks.simulator.scenario import Scenario
-from ccm_tasks.simulator.server import SimulatorServer
+from ccm_tasks.paths import resolve_ledger
+from ccm_tasks.settings import ExotelSettings, SimSettings
+from ccm_tasks.target import World, target_from_settings
 
 DEMO_CUSTOMER = "+919953123456"
+DEMO_CALL_TIME_SCALE = 20.0  # one simulated call takes a few seconds
 DEMO_TIME_SCALE = 200.0  # the demo campaign's simulated hours take about a minute
 
 
 async def run_one_call(agent: str | None = None, customer: str | None = None,
                        virtual_number: str | None = None, record: bool = True) -> int:
     """Place and follow one call, printing each change; returns a process exit code."""
-    settings = ExotelSettings()
-    server: SimulatorServer | None = None
-    clock: Clock = SystemClock()
-    if settings.has_credentials:
-        if not (agent and customer and virtual_number):
-            print("With EXOTEL_* credentials set this dials for real: give --agent, --customer "
-                  "and --virtual-number.")
-            return 2
-        client = CCMClient.from_settings(settings)
-        print(f"Dialling for real through {settings.resolved_base_url}")
-    else:
-        scenario = Scenario.builtin("default").model_copy(update={"time_scale": 20.0})
-        scenario.numbers[customer or DEMO_CUSTOMER] = "answers"
-        server = SimulatorServer(scenario).start()
-        clock = server.clock
-        client = CCMClient(**server.client_settings(), clock=clock)
+    exotel = ExotelSettings()
+    if exotel.has_credentials and not (agent and customer and virtual_number):
+        print("With EXOTEL_* credentials set this dials for real: give --agent, --customer "
+              "and --virtual-number.")
+        return 2
+    ledger = Ledger(resolve_ledger())
+    sim = SimSettings(time_scale=DEMO_CALL_TIME_SCALE) if SimSettings().time_scale is None else SimSettings()
+    target = target_from_settings(World(behaviours={customer or DEMO_CUSTOMER: "answers"}), ledger,
+                                  exotel=exotel, sim=sim)
+    if target.simulator is not None:
+        scenario = target.simulator.scenario
         agent = agent or scenario.all_agents()[0].user_id
         virtual_number = virtual_number or scenario.virtual_numbers[0]
-        print(f"No Exotel credentials set: calls are SIMULATED (built-in simulator at "
-              f"{server.base_url}, {scenario.time_scale:g}x speed).")
+        print(f"No Exotel credentials set: calls are SIMULATED ({target.description}).")
+    else:
+        print(f"Dialling for real through the {target.description}")
     assert agent is not None and virtual_number is not None
-    target = {"user_contact_uri": agent} if agent.startswith(("+", "sip:")) else {"user_id": agent}
+    source = {"user_contact_uri": agent} if agent.startswith(("+", "sip:")) else {"user_id": agent}
     request = MakeCallRequest.model_validate({
-        "from": target, "to": {"customer_contact_uri": customer or DEMO_CUSTOMER},
+        "from": source, "to": {"customer_contact_uri": customer or DEMO_CUSTOMER},
         "virtual_number": virtual_number, "recording": record, "custom_field": "demo-call-1",
     })
 
@@ -53,14 +50,13 @@ async def run_one_call(agent: str | None = None, customer: str | None = None,
         print(f"  +{change.at:6.1f}s  {change.what}")
 
     try:
-        async with client:
-            final = await place_and_follow(client, request, clock, poll_every=2.0, on_change=show)
+        final = await place_and_follow(target.client, request, target.clock, poll_every=2.0, on_change=show)
     except CCMError as exc:
         print(f"The call could not be placed: {exc}")
         return 1
     finally:
-        if server is not None:
-            server.stop()
+        await target.aclose()
+        ledger.close()
     started = final.start_time.isoformat() if isinstance(final.start_time, datetime) else "?"
     print(f"Done: {final.call_status}, talk time {final.total_talk_time or 0}s, started {started}, "
           f"{final.total_duration or 0}s in all.")

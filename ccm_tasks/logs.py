@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 
 from ccm_tasks.redact import RedactingFilter, install_log_redaction, redaction_filter
 
@@ -30,6 +31,47 @@ NOISY = {
     # Prefect's events client warns while draining at interpreter exit; nothing is lost.
     "EventsWorker": logging.ERROR,
 }
+
+
+class RateLimitedLog:
+    """A logger that says the same kind of thing at most once every ``every`` seconds, with how
+    many were held back (a flood of bad requests must not flood the log)."""
+
+    def __init__(self, logger: logging.Logger, every: float = 5.0) -> None:
+        self.logger, self.every = logger, every
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, key: str, msg: str, *args: object) -> None:
+        """Log ``msg`` unless one of this ``key`` was logged in the last ``every`` seconds."""
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) < self.every:
+            self._held[key] = self._held.get(key, 0) + 1
+            return
+        held = self._held.pop(key, 0)
+        self._last[key] = now
+        suffix = f" ({held} more like it in the last {self.every:g}s not logged)" if held else ""
+        self.logger.warning(msg + suffix, *args)
+
+
+class OncePerInterval(logging.Filter):
+    """Let a record with the same message start through at most once per interval (asyncio's
+    "socket.accept() out of system resource" errors, thousands a second under a connection flood)."""
+
+    def __init__(self, prefixes: tuple[str, ...], every: float = 10.0) -> None:
+        super().__init__()
+        self.prefixes, self.every = prefixes, every
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        for prefix in self.prefixes:
+            if message.startswith(prefix):
+                now = time.monotonic()
+                if now - self._last.get(prefix, -1e9) < self.every:
+                    return False
+                self._last[prefix] = now
+        return True
 
 
 def quiet_prefect_env() -> None:
@@ -64,4 +106,7 @@ def redact_all_handlers(secrets: tuple[str, ...] = ()) -> RedactingFilter:
     return install_log_redaction(secrets, logger_names=names)
 
 
-__all__ = ["configure_logging", "quiet_prefect_env", "redact_all_handlers", "redaction_filter"]
+logging.getLogger("asyncio").addFilter(OncePerInterval(("socket.accept() out of system resource",)))
+
+__all__ = ["OncePerInterval", "RateLimitedLog", "configure_logging", "quiet_prefect_env",
+           "redact_all_handlers", "redaction_filter"]

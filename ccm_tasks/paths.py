@@ -1,33 +1,45 @@
-"""Where the product keeps its files, overridable by environment.
+"""Where the product keeps its files, from :class:`~ccm_tasks.settings.PathSettings`.
 
 ``CCM_HOME`` (default: the current directory) holds ``var/ledger.sqlite`` and ``reports/``.
-``CCM_LEDGER`` and ``CCM_REPORTS`` override each. Every campaign run in the same place shares one
-ledger, which is what keeps an agent shared by two campaigns to one call at a time.
+``CCM_LEDGER`` (a SQLite path or a database URL such as ``postgresql+psycopg://...``) and
+``CCM_REPORTS`` override each. Every campaign run against the same ledger shares it, which is what
+keeps an agent shared by two campaigns to one call at a time.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import date
 from pathlib import Path
 
+from ccm_tasks.settings import PathSettings
+
 
 def ccm_home() -> Path:
     """The product's working folder."""
-    return Path(os.environ.get("CCM_HOME") or Path.cwd())
+    home = PathSettings().home
+    return Path(home).expanduser() if home else Path.cwd()
 
 
-def default_ledger_path() -> Path:
-    """The shared ledger (SQLite)."""
-    override = os.environ.get("CCM_LEDGER")
-    return Path(override) if override else ccm_home() / "var" / "ledger.sqlite"
+def default_ledger() -> str:
+    """The shared ledger: ``CCM_LEDGER`` (a path or a URL), else ``$CCM_HOME/var/ledger.sqlite``."""
+    return PathSettings().ledger or str(ccm_home() / "var" / "ledger.sqlite")
+
+
+def resolve_ledger(given: str | Path | None = None) -> str:
+    """The ledger a command uses: what it was given, else the default. URLs stay URLs."""
+    return str(given) if given else default_ledger()
+
+
+def journal_dir() -> Path:
+    """Where running processes keep their send journals (ccm_tasks.dialer.journal)."""
+    return ccm_home() / "var" / "journals"
 
 
 def reports_dir() -> Path:
     """Where reports are written."""
-    override = os.environ.get("CCM_REPORTS")
-    return Path(override) if override else ccm_home() / "reports"
+    reports = PathSettings().reports
+    return Path(reports).expanduser() if reports else ccm_home() / "reports"
 
 
 def campaign_reports_dir(campaign: str, day: date | None = None) -> Path:

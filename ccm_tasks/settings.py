@@ -34,6 +34,9 @@ class ExotelSettings(BaseSettings):
     base_url: str | None = Field(
         default=None, description="Overrides the region, e.g. http://127.0.0.1:8765"
     )
+    # The account's API limit (Exotel: 200 requests per minute for voice APIs), shared by every
+    # process and machine dialling on the account through one ledger.
+    requests_per_minute: int = Field(default=200, gt=0)
 
     @field_validator("region", mode="before")
     @classmethod
@@ -77,6 +80,99 @@ class ExotelSettings(BaseSettings):
         """Names of the environment variables still needed to dial for real."""
         names = {"api_key": self.api_key, "api_token": self.api_token, "account_sid": self.account_sid}
         return [f"EXOTEL_{k.upper()}" for k, v in names.items() if not v]
+
+
+class SimSettings(BaseSettings):
+    """The built-in simulator, used when no Exotel credentials are set (``CCM_SIM_*``).
+
+    ``CCM_SIM_CLOCK`` makes a process share the clock of a time-scaled simulator it talks to at
+    ``EXOTEL_BASE_URL`` (``ccm simulator`` prints the value to export): nothing is ever sent to
+    the API to find out (invariant 7).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CCM_SIM_", extra="ignore", frozen=True)
+
+    scenario: str | None = Field(default=None, description="a scenario YAML to start from")
+    time_scale: float | None = Field(default=None, gt=0, description="simulated seconds per real second")
+    clock: str | None = Field(default=None, description='"<scale>@<wall0>[@<sim0>]" of a stand-in simulator')
+
+    @field_validator("scenario", "clock", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("clock")
+    @classmethod
+    def _check_clock(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = value.strip().split("@")
+        try:
+            ok = len(parts) in (2, 3) and float(parts[0]) > 0 and all(float(p) > 0 for p in parts[1:])
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError('CCM_SIM_CLOCK must be "<scale>@<wall epoch>[@<simulated epoch>]", as '
+                             '`ccm simulator` prints it, e.g. "600@1767225600.5"')
+        return value.strip()
+
+
+class PathSettings(BaseSettings):
+    """Where the product keeps its files (``CCM_HOME``, ``CCM_LEDGER``, ``CCM_REPORTS``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CCM_", extra="ignore", frozen=True)
+
+    home: str | None = Field(default=None, description="holds var/ledger.sqlite and reports/ (default: cwd)")
+    ledger: str | None = Field(default=None, description="a SQLite path or a database URL")
+    reports: str | None = None
+
+    @field_validator("home", "ledger", "reports", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
+class ConsoleSettings(BaseSettings):
+    """The operations console (``ccm console``): listen address, session secret, upload limits.
+
+    Read from ``CCM_CONSOLE_*``. When ``CCM_CONSOLE_SECRET`` is not set, a secret is generated once
+    and kept in the ledger (``ledger_meta``), so a restart, or a second console sharing the ledger,
+    does not sign everyone out.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CCM_CONSOLE_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    secret: SecretStr | None = None
+    # The whole upload form (every file in it together), in MiB.
+    max_upload_mb: float = Field(default=32, gt=0)
+    # Data rows across a campaign's customer files (every sheet).
+    max_rows: int = Field(default=500_000, gt=0)
+    # A workbook (a zip inside) whose parts expand past this many MiB is refused unread.
+    max_workbook_expanded_mb: float = Field(default=512, gt=0)
+    session_hours: float = Field(default=12, gt=0)
+    # Secure-flag the cookies: None = when the request came over https (directly or via a proxy
+    # that says so with X-Forwarded-Proto and is trusted by uvicorn's --forwarded-allow-ips).
+    https: bool | None = None
+    login_attempts: int = Field(default=5, ge=1)  # failed sign-ins per name (and per address) ...
+    login_window_seconds: float = Field(default=300, gt=0)  # ... within this many seconds
+    # Where the console writes campaign folders (default: $CCM_HOME/campaigns).
+    campaigns_dir: str | None = None
+    # A definition whose settings (window, retry, call, dialer...) new campaigns start from
+    # (default: campaigns/example.yaml when it exists, else the built-in defaults).
+    template: str | None = None
+    # Embedded launches run `ccm run` with its Prefect flow (False: `ccm run --no-prefect`).
+    run_with_prefect: bool = True
+    # How long a launch waits for the run to take the campaign's lock before answering the page.
+    launch_wait_seconds: float = Field(default=20, gt=0)
+
+    @field_validator("secret", "campaigns_dir", "template", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
 
 SmtpSecurity = Literal["starttls", "ssl", "none"]

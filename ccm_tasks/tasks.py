@@ -11,20 +11,22 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
+from ccm_tasks.errors import CampaignCannotRun
 from ccm_tasks.reports.daily import DailyReport
-from ccm_tasks.runner import CampaignCannotRun, PreparedRun, prepare_run
+from ccm_tasks.runner import CampaignRun, prepare_run
 from ccm_tasks.settings import SmtpSettings
 
 
 @task(name="prepare-campaign", cache_policy=NO_CACHE, retries=0)
-async def prepare_campaign(definition: str | Path, ledger: str | None = None,
-                           wait_for_window: bool = True) -> PreparedRun | State[Any]:
+async def prepare_campaign(definition: str | Path, ledger: str | None = None, wait_for_window: bool = True,
+                           flow_run_id: str | None = None) -> CampaignRun | State[Any]:
     """Validate the inputs, take the campaign's runner lock, and set up the engine.
 
     A campaign that cannot run is a Failed state with the reason, not a traceback.
     """
     try:
-        return await prepare_run(definition, ledger_path=ledger, wait_for_window=wait_for_window)
+        return await prepare_run(definition, ledger=ledger, wait_for_window=wait_for_window,
+                                 flow_run_id=flow_run_id or None)
     except CampaignCannotRun as exc:
         return Failed(message=str(exc))
 
@@ -44,10 +46,10 @@ def write_daily_report_task(day: str, timezone: str, ledger: str | None = None) 
     from datetime import date
 
     from ccm_tasks.ledger import Ledger
-    from ccm_tasks.paths import default_ledger_path
+    from ccm_tasks.paths import resolve_ledger
     from ccm_tasks.reports import build_daily_report, daily_report_markdown, write_daily_report
 
-    book = Ledger(ledger or default_ledger_path())
+    book = Ledger(resolve_ledger(ledger))
     try:
         report = build_daily_report(book, date.fromisoformat(day), timezone)
         paths = [str(p) for p in write_daily_report(report)]

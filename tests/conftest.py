@@ -48,6 +48,19 @@ def receiver() -> Iterator[Receiver]:
     r.server.stop()
 
 
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A temporary Prefect server with a throwaway database, one per test session (~10-20 s to start;
+    used by the flows' and the console's tests)."""
+    from ccm_tasks.logs import quiet_prefect_env
+
+    quiet_prefect_env()
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
 # --------------------------------------------------------------------------- what CI must not skip
 
 

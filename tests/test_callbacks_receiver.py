@@ -24,10 +24,12 @@ def setup(tmp_path: Path) -> Iterator[dict[str, Any]]:
     cid = ledger.upsert_campaign("c1", definition_path="-", timezone="Asia/Kolkata", now=1.0)
     ledger.sync_customers(cid, [{"customer_key": "+919953123456", "phone": "+919953123456"}], 1.0)
     customer = ledger.customer_rows(cid)[0]
-    claim = ledger.claim(agent_key="agent-001", agent_name=None, holder_id=holder, campaign_id=cid,
+    # The agent of the spec's callback examples (a payload about another agent is refused).
+    agent = spec_example("mc_03_callback_terminal")["call_details"]["assigned_agent_details"]["user_id"]
+    claim = ledger.claim(agent_key=agent, agent_name=None, holder_id=holder, campaign_id=cid,
                          run_id=None, customer_id=customer.id, attempt_no=1, now=2.0)
     assert claim.attempt_id and claim.attempt_uid
-    ledger.mark_placed(claim.attempt_id, agent_key="agent-001", call_sid="sid-1", details={}, now=3.0)
+    ledger.mark_placed(claim.attempt_id, agent_key=agent, call_sid="sid-1", details={}, now=3.0)
     token = ledger.callback_token(cid)
     hub = CallbackHub()
     server = BackgroundServer(create_receiver_app(ledger, hub, max_body=16 * 1024)).start()

@@ -58,8 +58,8 @@ def test_a_campaign_that_cannot_run_exits_2_with_one_clear_message(tmp_path: Pat
 def test_bad_credentials_stop_the_campaign_with_exit_1(tmp_path: Path) -> None:
     with SimulatorServer(Scenario.model_validate({"time_scale": 1000, "agents": [
             {"user_id": u, "contact_uri": c} for u, c in AGENTS]})) as sim:
-        settings = {**sim.client_settings(), "api_token": "wrong-token"}
-        env = {**clean_env(tmp_path), **ccm_env(settings, tmp_path / "l.sqlite", tmp_path / "r")}
+        env = {**clean_env(tmp_path), **ccm_env(sim, tmp_path / "l.sqlite", tmp_path / "r"),
+               "EXOTEL_API_TOKEN": "wrong-token"}
         definition = write_campaign(tmp_path / "c", "tiny", agents=AGENTS, numbers=NUMBERS)
         out = ccm("run", "--no-prefect", str(definition), env=env)
         assert sim.dial_log() == []
@@ -69,12 +69,14 @@ def test_bad_credentials_stop_the_campaign_with_exit_1(tmp_path: Path) -> None:
 
 
 def test_run_through_prefect_is_quiet_and_starts_calling_at_once(tmp_path: Path) -> None:
-    """The real command with Prefect's temporary server: calls start within seconds (the flow
-    attaches later), and nothing prints a traceback or a telemetry error."""
-    with SimulatorServer(Scenario.model_validate({"time_scale": 100, "agents": [
+    """The real command with Prefect's temporary server: calls start within seconds, the flow
+    attaches later and follows the run, and nothing prints a traceback or a telemetry error."""
+    scale = 4  # slow enough (~25 s) for Prefect's temporary server to come up while calls go on
+    with SimulatorServer(Scenario.model_validate({"time_scale": scale, "agents": [
             {"user_id": u, "contact_uri": c} for u, c in AGENTS],
-            "behaviour": {"talk_seconds": [20, 60]}})) as sim:
-        env = {**clean_env(tmp_path), **ccm_env(sim.client_settings(), tmp_path / "l.sqlite", tmp_path / "r")}
+            "behaviour": {"talk_seconds": [20, 60], "agent_answer_probability": 1.0,
+                          "customer_answer_probability": 1.0}})) as sim:
+        env = {**clean_env(tmp_path), **ccm_env(sim, tmp_path / "l.sqlite", tmp_path / "r")}
         definition = write_campaign(tmp_path / "c", "tiny", agents=AGENTS, numbers=NUMBERS[:6])
         sim_t0, real_t0 = sim.clock.time(), time.time()
         out = ccm("run", str(definition), env=env, timeout=300)
@@ -83,10 +85,25 @@ def test_run_through_prefect_is_quiet_and_starts_calling_at_once(tmp_path: Path)
     assert out.returncode == 0, text
     assert "Traceback" not in text and "elemetry" not in text and "ERROR" not in text
     assert "Flow run" in text and "Finished in state Completed" in text
-    first_call_real = real_t0 + (min(r["created"] for r in log) - sim_t0) / 100
+    first_call_real = real_t0 + (min(r["created"] for r in log) - sim_t0) / scale
     startup = first_call_real - real_t0
     print(f"first call {startup:.1f}s after `ccm run` started")
     assert startup < 8.0
+
+
+def test_a_run_that_ends_before_prefect_is_up_does_not_wait_for_it(tmp_path: Path) -> None:
+    with SimulatorServer(Scenario.model_validate({"time_scale": 300, "agents": [
+            {"user_id": u, "contact_uri": c} for u, c in AGENTS]})) as sim:
+        env = {**clean_env(tmp_path), **ccm_env(sim, tmp_path / "l.sqlite", tmp_path / "r"),
+               "EXOTEL_API_TOKEN": "wrong-token"}  # fatal at the first Make Call
+        definition = write_campaign(tmp_path / "c", "tiny", agents=AGENTS, numbers=NUMBERS)
+        started = time.time()
+        out = ccm("run", str(definition), env=env)
+        took = time.time() - started
+    assert out.returncode == 1 and "1010" in out.stdout
+    assert "EXOTEL_API_KEY" in out.stdout and "EXOTEL_API_TOKEN" in out.stdout  # names what to check
+    assert "Traceback" not in out.stdout + out.stderr
+    assert took < 8.0, f"{took:.1f}s: the command waited for Prefect"
 
 
 def test_serve_without_a_prefect_server_explains_what_to_do(tmp_path: Path) -> None:

@@ -8,8 +8,22 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-AgentState = Literal["idle", "calling", "cooldown", "paused", "dropped", "elsewhere", "quarantined"]
-TIMED: frozenset[str] = frozenset({"cooldown", "paused", "elsewhere", "quarantined"})
+from ccm_tasks.dialer.progress import AgentCounts, AgentLabel, AgentView
+
+AgentState = Literal["idle", "calling", "wrap_up", "cooldown", "paused", "dropped", "elsewhere",
+                     "quarantined"]
+"""idle: free; calling: leased for a call by this run; wrap_up: after-call work; cooldown: resting
+after an agent-side outcome or a 10706; paused: unavailable (device off...), re-checked later;
+elsewhere: leased by another run; quarantined: a Make Call of ours with an unknown outcome may still
+be live; dropped: invalid, never offered work again in this run."""
+
+TIMED: frozenset[str] = frozenset({"wrap_up", "cooldown", "paused", "elsewhere", "quarantined"})
+
+LABELS: dict[str, AgentLabel] = {
+    "idle": "idle", "calling": "busy", "wrap_up": "wrap-up", "cooldown": "cooling down",
+    "paused": "unavailable", "elsewhere": "held by another run", "quarantined": "quarantined",
+    "dropped": "dropped"}
+"""How each state reads on status pages and progress lines."""
 
 
 @dataclass
@@ -102,6 +116,19 @@ class AgentPool:
         """Whether any agent can still take calls in this run."""
         return any(a.state != "dropped" for a in self.agents.values())
 
-    def counts(self) -> Counter[str]:
+    def counts(self) -> AgentCounts:
         """Agents per state."""
-        return Counter(a.state for a in self.agents.values())
+        n = Counter(a.state for a in self.agents.values())
+        return AgentCounts(busy=n["calling"], idle=n["idle"], wrap_up=n["wrap_up"],
+                           cooling_down=n["cooldown"],
+                           unavailable=n["paused"], elsewhere=n["elsewhere"], quarantined=n["quarantined"],
+                           dropped=n["dropped"])
+
+    def views(self) -> tuple[AgentView, ...]:
+        """Every agent with its state in words (for status pages)."""
+        return tuple(AgentView(a.key, a.name, LABELS[a.state], a.reason,
+                               a.until if a.state in TIMED else None) for a in self.agents.values())
+
+    def reasons(self, state: AgentState) -> dict[str, str]:
+        """Agents in ``state`` with why (e.g. the dropped and the unavailable, for the summary)."""
+        return {a.key: a.reason or "" for a in self.agents.values() if a.state == state}

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ccm_tasks.clock import Clock
-from ccm_tasks.dialer.budget import ApiBudget
+from ccm_tasks.dialer.budget import Gate
 from ccm_tasks.exotel.client import CCMClient
 from ccm_tasks.exotel.errors import CampaignFatalError, CCMError
 from ccm_tasks.exotel.models import CallDetails
@@ -59,7 +59,7 @@ class Followed:
 class CallFollower:
     """Polls live calls until terminal; resolves each call's future with its terminal details."""
 
-    def __init__(self, client: CCMClient, budget: ApiBudget, clock: Clock, *,
+    def __init__(self, client: CCMClient, budget: Gate, clock: Clock, *,
                  min_interval: float = 2.0, fast_interval: float = 1.0, max_in_flight: int = 32,
                  min_real_interval: float = 0.05, callbacks: bool = False,
                  ring_window: float = 90.0, talk_window: float = 300.0,
@@ -91,8 +91,11 @@ class CallFollower:
     # ------------------------------------------------------------------ API
 
     def follow(self, call_sid: str, attempt_id: int, *, placed_at: float, stuck_after: float,
-               last: CallDetails | None = None) -> asyncio.Future[CallDetails]:
-        """Start following a call; the future resolves with its terminal details."""
+               last: CallDetails | None = None, confirm_now: bool = False) -> asyncio.Future[CallDetails]:
+        """Start following a call; the future resolves with its terminal details.
+
+        ``confirm_now``: poll it at once (a call adopted from a dead run, whose callbacks are lost).
+        """
         if call_sid in self.live:
             return self.live[call_sid].future
         future: asyncio.Future[CallDetails] = asyncio.get_running_loop().create_future()
@@ -101,6 +104,8 @@ class CallFollower:
         self.live[call_sid] = item
         if last is not None and last.is_terminal:
             self._resolve(item, last)
+        elif confirm_now:
+            self._schedule(item, self.clock.time())
         elif self.callbacks:
             self._schedule(item, self.clock.time() + self.ring_window)
         else:
@@ -132,6 +137,13 @@ class CallFollower:
         self.resolved_by_callback.add(call_sid)
         self._resolve(item, details)
         return True
+
+    def resolved_how(self, call_sid: str) -> str:
+        """How a finished call was confirmed: ``callback`` or ``poll`` (asked once per call)."""
+        if call_sid in self.resolved_by_callback:
+            self.resolved_by_callback.discard(call_sid)
+            return "callback"
+        return "poll"
 
     def interval(self, first: bool = False) -> float:
         """The poll interval the budget allows now, in seconds."""

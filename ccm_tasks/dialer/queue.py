@@ -6,25 +6,8 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from dataclasses import dataclass, field
 
-from ccm_tasks.dialer.policy import Counts
-
-
-@dataclass
-class CustomerEntry:
-    """One customer as the dialer sees it."""
-
-    id: int
-    phone: str
-    preferred_agent: str | None
-    counts: Counts = field(default_factory=Counts)
-    state: str = "pending"  # pending | calling | done | withdrawn
-    last_status: str | None = None
-    final_status: str | None = None
-    next_at: float = 0.0
-    sticky_until: float = 0.0
-    seq: int = 0
+from ccm_tasks.dialer.customers import CustomerEntry
 
 
 class CustomerQueue:

@@ -20,7 +20,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Generator
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -40,12 +40,10 @@ from ccm_tasks.exotel.errors import (
     RetryLaterError,
     error_from_response,
 )
-from ccm_tasks.exotel.models import CallDetails, CallEnvelope, MakeCallRequest
+from ccm_tasks.exotel.models import CallDetails, CallEnvelope, MakeCallRequest, RequestKind
 from ccm_tasks.settings import ExotelSettings
 
 log = logging.getLogger("ccm.exotel")
-
-RequestKind = Literal["post", "get"]
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=30.0)
 
@@ -70,6 +68,23 @@ class OpenGate:
 
     def on_rate_limited(self, retry_after: float | None) -> None:
         return None
+
+
+class _SendHook(httpx.AsyncBaseTransport):
+    """Calls a request's ``ccm.on_send`` hook at the last moment before it goes to a connection
+    (the dialer's send journal, ccm_tasks.dialer.journal)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        hook = request.extensions.get("ccm.on_send")
+        if hook is not None:
+            hook()
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 class _BasicAuth(httpx.Auth):
@@ -139,8 +154,7 @@ class CCMClient:
             base_url=self.base_url,
             auth=_BasicAuth(key, token),
             timeout=timeout,
-            limits=limits,
-            transport=transport,
+            transport=_SendHook(transport or httpx.AsyncHTTPTransport(limits=limits)),
             headers={"Content-Type": "application/json", "Accept": "application/json",
                      "User-Agent": "ccm-campaign-runner"},
             follow_redirects=False,
@@ -179,20 +193,24 @@ class CCMClient:
     # ------------------------------------------------------------------ API
 
     async def make_call(self, request: MakeCallRequest | dict[str, Any], *,
-                        guard: Callable[[], str | None] | None = None) -> CallDetails:
+                        guard: Callable[[], str | None] | None = None, admitted: bool = False,
+                        on_send: Callable[[], None] | None = None) -> CallDetails:
         """Place a call: the agent leg rings first, the customer only after the agent answers.
 
         A 200 does not mean the call happened; follow it with :meth:`get_call_details` or callbacks.
         Raises :class:`OutcomeUnknownError` if the request was sent but its answer was lost.
         ``guard`` runs after the request gate admits it, just before sending: a returned reason
-        raises :class:`RequestNotSentError` and nothing is sent.
+        raises :class:`RequestNotSentError` and nothing is sent. ``admitted``: the caller already
+        holds the gate's grant for the first try (the dialer takes it before writing the attempt).
+        ``on_send`` is called at the last moment before each try's bytes go to a connection.
         """
         if not isinstance(request, MakeCallRequest):
             try:
                 request = MakeCallRequest.model_validate(request)
             except ValidationError as exc:
                 raise InvalidRequestError(validation_message(exc)) from None
-        return await self._call("POST", self._calls_path, request.to_wire(), guard=guard)
+        return await self._call("POST", self._calls_path, request.to_wire(), guard=guard,
+                                admitted=admitted, on_send=on_send)
 
     async def get_call_details(self, call_sid: str) -> CallDetails:
         """Current details of a call placed with Make Call."""
@@ -203,20 +221,27 @@ class CCMClient:
     # ------------------------------------------------------------------ internals
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-                    guard: Callable[[], str | None] | None = None) -> CallDetails:
+                    guard: Callable[[], str | None] | None = None, admitted: bool = False,
+                    on_send: Callable[[], None] | None = None) -> CallDetails:
         kind: RequestKind = "post" if method == "POST" else "get"
         attempt = 0
+        extensions = {"ccm.on_send": on_send} if on_send is not None else None
         while True:
             retry_after: float | None = None
-            await self.gate.acquire(kind)
+            if not (admitted and attempt == 0):
+                await self.gate.acquire(kind)
             refusal = guard() if guard is not None else None
             if refusal:
                 raise RequestNotSentError(f"{method} {path} not sent: {refusal}")
-            self.stats[f"{kind}_sent"] += 1
+            self.stats[f"{kind}_tries"] += 1
+            self.stats[f"{kind}_sent"] += 1  # taken back below if it never reached a socket
             try:
-                response = await self._http.request(method, path, json=body)
+                response = await self._http.request(method, path, json=body, extensions=extensions)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # The request was never written to a socket: safe to retry, even a POST.
+                # The request was never written to a socket: safe to retry, even a POST. It was not
+                # sent, so it is not counted as sent.
+                self.stats[f"{kind}_sent"] -= 1
+                self.stats[f"{kind}_not_connected"] += 1
                 error: CCMError = ConnectError(f"{method} {path}: could not connect ({type(exc).__name__})")
                 error.__cause__ = exc
                 retryable = True

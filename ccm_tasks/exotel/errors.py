@@ -53,6 +53,8 @@ class CCMError(Exception):
     """Base class of every error the CCM client raises."""
 
     category: Category = "retry_later"
+    hint: str = ""
+    """What an operator should check, in words (settings named), when the cause is on our side."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -184,17 +186,26 @@ class CampaignFatalError(APIError):
 class AuthenticationError(CampaignFatalError):
     """Bad API key or token (401/1010)."""
 
+    hint = ("check EXOTEL_API_KEY and EXOTEL_API_TOKEN, that they belong to EXOTEL_ACCOUNT_SID, and "
+            "EXOTEL_REGION (or EXOTEL_BASE_URL): an account lives in one region")
+
 
 class AccountNotFoundError(CampaignFatalError):
     """Unknown account sid (404/1017)."""
+
+    hint = "check EXOTEL_ACCOUNT_SID and EXOTEL_REGION (or EXOTEL_BASE_URL): an account lives in one region"
 
 
 class VirtualNumberNotFoundError(CampaignFatalError):
     """The virtual number (ExoPhone) is not in the account (404/10716)."""
 
+    hint = "check virtual_number in the campaign definition: it must be an ExoPhone of this account"
+
 
 class VoipNotAllowedError(CampaignFatalError):
     """VOIP (SIP) calls are not enabled on the account (405/10712)."""
+
+    hint = "agents with sip: contact URIs need VOIP enabled on the account (ask Exotel), or use phone numbers"
 
 
 class BadRequestError(CampaignFatalError):

@@ -23,6 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+RequestKind = Literal["post", "get"]
+"""The CCM API's two requests as the account's budget counts them: Make Call and Get Call Details."""
+
 CallState = Literal["active", "terminal"]
 CallStatus = Literal[
     "completed",

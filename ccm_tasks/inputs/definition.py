@@ -347,6 +347,20 @@ class DialerSettings(_Strict):
     agent_recheck_seconds: float = Field(default=300, gt=0)
     stuck_grace_seconds: float = Field(default=600, ge=0)
     average_handling_seconds: float = Field(default=180, gt=0)
+    # After-call work: an agent who answered gets this long before the next call (0 allowed).
+    wrap_up_seconds: float = Field(default=15, ge=0, le=3600)
+
+
+class ContactLimits(_Strict):
+    """How often one number may be rung, across every campaign sharing the ledger.
+
+    RBI's fair-practice rule for recovery calls forbids "persistent calling"; a cap per number over
+    a rolling window is how dialers (VICIdial, Amazon Connect) make that checkable. Make Calls that
+    may have rung count; refused ones, and agent-side outcomes where the customer never rang, do not.
+    """
+
+    max_calls_per_number: int = Field(default=3, ge=0)  # 0: no limit
+    window_days: float = Field(default=1, gt=0, le=30)
 
 
 class CallbackSettings(_Strict):
@@ -398,11 +412,14 @@ class CampaignDefinition(_Strict):
     window: CallingWindow = Field(default_factory=CallingWindow)
     start_at: datetime | None = None
     end_at: datetime | None = None
-    api_budget_per_minute: PositiveInt = 200
+    # Optional cap for this campaign; the account's limit is EXOTEL_REQUESTS_PER_MINUTE (200).
+    api_budget_per_minute: PositiveInt | None = None
     schedule: Schedule | None = None
     dialer: DialerSettings = Field(default_factory=DialerSettings)
+    limits: ContactLimits = Field(default_factory=ContactLimits)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
-    ledger: Path | None = None
+    # A SQLite path (relative to this file) or a database URL (postgresql+psycopg://...).
+    ledger: str | None = None
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -415,10 +432,17 @@ class CampaignDefinition(_Strict):
             )
         return value
 
-    @field_validator("agents", "ledger")
+    @field_validator("agents")
     @classmethod
-    def _paths(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return _resolve(value, info) if value is not None else None
+    def _paths(cls, value: Path, info: ValidationInfo) -> Path:
+        return _resolve(value, info)
+
+    @field_validator("ledger")
+    @classmethod
+    def _ledger(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or "://" in value:
+            return value
+        return str(_resolve(Path(value), info))
 
     @field_validator("do_not_call", mode="before")
     @classmethod

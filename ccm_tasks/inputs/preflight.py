@@ -16,6 +16,7 @@ from pathlib import Path
 from ccm_tasks.inputs.campaign import CampaignInputs, load_campaign_inputs, rejects_table, write_rejects
 from ccm_tasks.inputs.definition import CampaignDefinition, load_definition
 from ccm_tasks.inputs.errors import InputError
+from ccm_tasks.settings import ExotelSettings
 
 # Share of attempts in which the customer answers. A planning assumption, not a measurement: it
 # only shapes the estimate (expected attempts per customer), and the report says so.
@@ -66,7 +67,8 @@ def estimate(definition: CampaignDefinition, customers: int, agents: int,
     )
     total_attempts = customers * attempts
     agent_hours = total_attempts * aht / max(agents, 1) / 3600
-    budget_hours = total_attempts * MIN_REQUESTS_PER_CALL / definition.api_budget_per_minute / 60
+    per_minute = definition.api_budget_per_minute or ExotelSettings().requests_per_minute
+    budget_hours = total_attempts * MIN_REQUESTS_PER_CALL / per_minute / 60
     return Estimate(customers, agents, aht, attempts, agent_hours, budget_hours,
                     definition.window.hours_per_day)
 

@@ -1,6 +1,11 @@
-"""The durable record (SQLAlchemy Core): SQLite by default, PostgreSQL for several machines."""
+"""The durable record (SQLAlchemy Core): SQLite on one machine, PostgreSQL for several."""
 
-from ccm_tasks.ledger.ledger import Claim, CustomerRow, CustomerUpdate, Ledger, OpenAttempt
+from ccm_tasks.ledger.attempts import Claim, ContactLimit, OpenAttempt
+from ccm_tasks.ledger.base import display_url, ledger_url
+from ccm_tasks.ledger.budget import Bucket, Grant
+from ccm_tasks.ledger.campaigns import Control, CustomerRow, CustomerUpdate
+from ccm_tasks.ledger.holders import HOLDER_TTL_SECONDS
+from ccm_tasks.ledger.ledger import Ledger
 from ccm_tasks.ledger.states import (
     LIVE_ATTEMPT,
     MAY_HAVE_RUNG,
@@ -10,5 +15,6 @@ from ccm_tasks.ledger.states import (
     CustomerState,
 )
 
-__all__ = ["LIVE_ATTEMPT", "MAY_HAVE_RUNG", "OPEN_ATTEMPT", "UNFINISHED_CUSTOMER", "AttemptState", "Claim",
-           "CustomerRow", "CustomerState", "CustomerUpdate", "Ledger", "OpenAttempt"]
+__all__ = ["HOLDER_TTL_SECONDS", "LIVE_ATTEMPT", "MAY_HAVE_RUNG", "OPEN_ATTEMPT", "UNFINISHED_CUSTOMER",
+           "AttemptState", "Bucket", "Claim", "ContactLimit", "Control", "CustomerRow", "CustomerState",
+           "CustomerUpdate", "Grant", "Ledger", "OpenAttempt", "display_url", "ledger_url"]

@@ -2,7 +2,8 @@
 
 Times are seconds since the Unix epoch (float) on the campaign's clock: wall time in production,
 simulated time against a time-scaled simulator, so a ledger and the simulator's dial log agree.
-Holder heartbeats are always wall time. JSON columns hold what varies (carried-through spreadsheet
+Holder heartbeats and run progress stamps are the database's clock (machines may disagree).
+JSON columns hold what varies (carried-through spreadsheet
 columns, raw call details).
 """
 
@@ -38,7 +39,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE runs ADD COLUMN progress_at DOUBLE PRECISION",
         "ALTER TABLE runs ADD COLUMN flow_run_id VARCHAR(64)",
         "ALTER TABLE attempts ADD COLUMN wrap_up_seconds DOUBLE PRECISION",
-        "CREATE INDEX IF NOT EXISTS ix_customers_key ON customers (customer_key)"],
+        "CREATE INDEX IF NOT EXISTS ix_customers_key ON customers (customer_key)",
+        "ALTER TABLE holders ADD COLUMN boot_id VARCHAR(64)",
+        "ALTER TABLE holders ADD COLUMN journal TEXT",
+        "ALTER TABLE agent_leases ADD COLUMN available_at DOUBLE PRECISION"],
 }
 
 meta = Table(
@@ -56,8 +60,12 @@ holders = Table(
     Column("pid", Integer, nullable=False),
     Column("pid_started", String(32)),  # /proc start time, so a reused pid is not mistaken for us
     Column("started_at", Double, nullable=False),
-    Column("heartbeat_at", Double, nullable=False),  # wall time
+    Column("heartbeat_at", Double, nullable=False),  # the database's clock
     Column("label", String(255)),
+    # The kernel's boot id: a dead holder's send journal is trusted only if the machine did not
+    # restart since (the journal is not fsynced; a process crash keeps it, a power cut may not).
+    Column("boot_id", String(64)),
+    Column("journal", Text),  # path of its send journal (ccm_tasks.dialer.journal)
 )
 
 campaigns = Table(
@@ -175,6 +183,40 @@ agent_leases = Table(
     # While set and in the future the lease holds even if its holder dies: the agent may be on a
     # call we cannot look up (Make Call outcome unknown).
     Column("quarantine_until", Double),
+    # Set when the call is over but the agent is in after-call work (wrap-up) until this time: the
+    # lease still holds, across campaigns, and anyone may take it once the time has passed.
+    Column("available_at", Double),
+)
+
+number_leases = Table(
+    "number_leases",
+    metadata,
+    # One live call per number across every campaign in the ledger: taken with the agent's lease in
+    # the claim transaction, released with the attempt. Stale once no agent lease names its attempt.
+    Column("customer_key", String(64), primary_key=True),
+    Column("attempt_id", Integer, ForeignKey("attempts.id"), nullable=False),
+    Column("campaign_id", Integer, ForeignKey("campaigns.id"), nullable=False),
+    Column("acquired_at", Double, nullable=False),
+)
+
+api_budgets = Table(
+    "api_budgets",
+    metadata,
+    # One row per account ("<sid>@<base url>"): the token bucket every process on it draws from
+    # (ccm_tasks.ledger.budget). Times are the budget's clock (the database's, or a simulator's).
+    Column("account", String(400), primary_key=True),
+    Column("per_minute", Integer, nullable=False),
+    Column("tokens", Double, nullable=False),
+    Column("get_tokens", Double, nullable=False),
+    Column("refilled_at", Double, nullable=False),
+    Column("factor", Double, nullable=False),
+    Column("blocked_until", Double, nullable=False),
+    Column("last_429_at", Double, nullable=False),
+    Column("post_waiting_until", Double, nullable=False),
+    Column("window_start", Double, nullable=False),  # grants counted per minute, for status pages
+    Column("window_count", Integer, nullable=False),
+    Column("last_window_count", Integer, nullable=False),
+    Column("rate_limited", Integer, nullable=False),  # 429s heard, in all
 )
 
 callback_events = Table(
@@ -204,3 +246,17 @@ events = Table(
     Column("data", JSON),
 )
 Index("ix_events_campaign", events.c.campaign_id, events.c.kind)
+
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # operator | manager | admin
+    Column("password_hash", Text, nullable=False),  # argon2id, with its parameters and salt
+    Column("created_at", Double, nullable=False),  # wall time, as every console column
+    Column("disabled_at", Double),
+    # Sessions issued before this moment are void (sign-out ends every session of the user).
+    Column("sessions_after", Double, nullable=False, default=0.0),
+    Column("last_sign_in_at", Double),
+)

@@ -50,10 +50,14 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
-def make_server(app: Any, log_level: str = "warning") -> uvicorn.Server:
-    """A uvicorn server for ``app`` that does not install signal handlers or print access logs."""
+def make_server(app: Any, log_level: str = "warning", limit_concurrency: int | None = None) -> uvicorn.Server:
+    """A uvicorn server for ``app`` that does not install signal handlers or print access logs.
+
+    ``limit_concurrency``: past this many connections, answer 503 at once (bounded under a flood).
+    """
     config = uvicorn.Config(app, http="h11", lifespan="on", log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=2, log_config=None)
+                            timeout_graceful_shutdown=2, log_config=None, limit_concurrency=limit_concurrency,
+                            timeout_keep_alive=5)
     logging.getLogger("uvicorn.error").addFilter(_QuietInjectedFaults())
     return uvicorn.Server(config)
 
@@ -61,11 +65,12 @@ def make_server(app: Any, log_level: str = "warning") -> uvicorn.Server:
 class BackgroundServer:
     """Any ASGI app served by uvicorn on a background thread with its own event loop."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0,
+                 limit_concurrency: int | None = None) -> None:
         self.app = app
         self._sock = bind_socket(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
-        self._server = make_server(app)
+        self._server = make_server(app, limit_concurrency=limit_concurrency)
         # uvicorn only captures signals on the main thread, so this server leaves them alone.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -176,8 +181,13 @@ class SimulatorServer(BackgroundServer):
         return self.call_soon(lambda: dict(self.account.counters))
 
 
+def clock_spec(clock: Clock) -> str | None:
+    """What ``CCM_SIM_CLOCK`` must say for another process to share this simulator's clock."""
+    return clock.spec if isinstance(clock, ScaledClock) else None
+
+
 def serve_forever(scenario: Scenario, host: str, port: int,
-                  on_ready: Callable[[str], None] | None = None) -> None:
+                  on_ready: Callable[[str, Clock], None] | None = None) -> None:
     """Run the simulator in the foreground until interrupted (``ccm simulator``)."""
     clock = clock_for(scenario)
     app = create_app(scenario, clock)
@@ -190,7 +200,7 @@ def serve_forever(scenario: Scenario, host: str, port: int,
             await asyncio.sleep(0.01)
         if on_ready and server.started:
             bound_host, bound_port = sock.getsockname()[:2]
-            on_ready(f"http://{bound_host}:{bound_port}")
+            on_ready(f"http://{bound_host}:{bound_port}", clock)
         await task
 
     asyncio.run(main())

@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from ccm_tasks.simulator.server import SimulatorServer, clock_spec
+
 
 def write_campaign(folder: Path, name: str, *, agents: list[tuple[str, str]], numbers: list[str],
                    **definition: Any) -> Path:
@@ -37,14 +39,20 @@ def write_campaign(folder: Path, name: str, *, agents: list[tuple[str, str]], nu
     return path
 
 
-def ccm_env(sim_settings: dict[str, str], ledger: Path, reports: Path) -> dict[str, str]:
-    """Environment for a ``ccm run`` child dialling ``sim`` and sharing ``ledger``."""
+def ccm_env(sim: SimulatorServer, ledger: Path | str, reports: Path) -> dict[str, str]:
+    """Environment for a ``ccm run`` child dialling ``sim`` (sharing its clock, explicitly, as
+    ``ccm simulator`` tells one to) and sharing ``ledger``."""
+    settings = sim.client_settings()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EXOTEL_", "CCM_", "PREFECT_"))}
     env.update({
-        "EXOTEL_BASE_URL": sim_settings["base_url"], "EXOTEL_API_KEY": sim_settings["api_key"],
-        "EXOTEL_API_TOKEN": sim_settings["api_token"], "EXOTEL_ACCOUNT_SID": sim_settings["account_sid"],
+        "EXOTEL_BASE_URL": settings["base_url"], "EXOTEL_API_KEY": settings["api_key"],
+        "EXOTEL_API_TOKEN": settings["api_token"], "EXOTEL_ACCOUNT_SID": settings["account_sid"],
         "CCM_LEDGER": str(ledger), "CCM_REPORTS": str(reports), "PYTHONUNBUFFERED": "1",
+        "CCM_HOME": str(reports.parent),
     })
+    spec = clock_spec(sim.clock)
+    if spec:
+        env["CCM_SIM_CLOCK"] = spec
     return env
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from ccm_tasks.callbacks import CallbackHub, callback_url, create_receiver_app
 from ccm_tasks.dialer.budget import ApiBudget
-from ccm_tasks.dialer.engine import CampaignEngine, EngineConfig
+from ccm_tasks.dialer.config import EngineConfig
+from ccm_tasks.dialer.engine import CampaignEngine
 from ccm_tasks.dialer.policy import Policy
 from ccm_tasks.dialer.window import DialWindow
 from ccm_tasks.exotel.client import CCMClient
@@ -81,7 +82,7 @@ def make_engine(sim: SimulatorServer, ledger: Ledger, *, campaign: str, agents: 
     ledger.sync_customers(cid, people, now)
     run_id = ledger.start_run(cid, holder, now)
     budget = ApiBudget(per_minute, clock)
-    client = CCMClient(**sim.client_settings(), clock=clock, gate=budget, **(client_kw or {}))
+    client = CCMClient(**{**sim.client_settings(), **(client_kw or {})}, clock=clock, gate=budget)
     engine = CampaignEngine(config=config, ledger=ledger, client=client, budget=budget, clock=clock,
                             campaign_id=cid, run_id=run_id, holder_id=holder, agents=agents,
                             customers=ledger.customer_rows(cid))

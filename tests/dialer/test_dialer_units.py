@@ -210,7 +210,7 @@ def test_longest_idle_agent_first() -> None:
     assert pool.pop_longest_idle().key == "a0"  # type: ignore[union-attr]
     assert pool.next_wake() == 300 and pool.wake(300)[0][0].key == "a2"
     pool.drop(agents[1], "invalid")
-    assert pool.counts()["dropped"] == 1 and pool.usable()
+    assert pool.counts().dropped == 1 and pool.usable()
 
 
 def test_many_processes_can_open_a_new_ledger_at_once(tmp_path) -> None:  # type: ignore[no-untyped-def]

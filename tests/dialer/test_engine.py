@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from ccm_tasks.dialer.engine import CampaignEngine, RunResult
+from ccm_tasks.dialer.engine import CampaignEngine
 from ccm_tasks.dialer.policy import Policy
+from ccm_tasks.dialer.progress import RunResult
 from ccm_tasks.dialer.window import DialWindow
 from ccm_tasks.ledger import Ledger
 from ccm_tasks.simulator.server import SimulatorServer
@@ -219,9 +220,7 @@ async def test_bad_credentials_are_fatal(ledger: Ledger) -> None:
     agents = roster(2)
     with SimulatorServer(fast_scenario(agents=sim_agents(agents))) as sim:
         engine = make_engine(sim, ledger, campaign="c1", agents=agents, people=customers(4),
-                             config=quick_config())
-        engine.client = type(engine.client)(**{**sim.client_settings(), "api_token": "nope"},
-                                            clock=sim.clock, gate=engine.budget)
+                             config=quick_config(), client_kw={"api_token": "nope"})
         result = await run(engine)
     assert result.status == "fatal" and "1010" in result.reason
 

@@ -158,27 +158,31 @@ def _free_port() -> int:
 
 async def test_a_receiver_in_another_process_reaches_the_dialer_through_the_ledger(
         ledger: Ledger, tmp_path: Path) -> None:
+    import os
+
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ccm_tasks.cli", "callbacks", "--port", str(port),  # noqa: ASYNC220
-                             "--ledger", str(tmp_path / "ledger.sqlite")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(timeout=1) as http:
-            for _ in range(100):
-                try:
-                    if (await http.get(base + "/v1/health")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
-        agents = roster(4)
-        with SimulatorServer(fast_scenario(agents=sim_agents(agents), time_scale=200)) as sim:
+    agents = roster(4)
+    with SimulatorServer(fast_scenario(agents=sim_agents(agents), time_scale=200)) as sim:
+        # The receiver shares the simulator's clock explicitly, as `ccm simulator` tells one to.
+        env = {**os.environ, "CCM_SIM_CLOCK": sim.clock.spec}  # type: ignore[attr-defined]
+        proc = subprocess.Popen([sys.executable, "-m", "ccm_tasks.cli", "callbacks", "--port", str(port),  # noqa: ASYNC220
+                                 "--ledger", str(tmp_path / "ledger.sqlite")],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(timeout=1) as http:
+                for _ in range(100):
+                    try:
+                        if (await http.get(base + "/v1/health")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        await asyncio.sleep(0.1)
             engine = make_engine(sim, ledger, campaign="c1", agents=agents, people=customers(16),
                                  config=quick_config(), callbacks=base)
             result = await run(engine)
             checked = assert_invariants(sim, ledger, engine)
-    finally:
-        proc.terminate()
-        out = proc.communicate(timeout=10)[0]
+        finally:
+            proc.terminate()
+            out = proc.communicate(timeout=10)[0]
     assert result.status == "completed"
     assert resolved_by(ledger)["callback"] >= 0.8 * len(checked["log"]), out[-2000:]

@@ -86,7 +86,7 @@ def witness(sim: SimulatorServer, ledger_path: Path, max_dials: int) -> list[dic
 def test_two_campaigns_in_two_processes_share_agents(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.sqlite"
     with SimulatorServer(scenario(customer_answer_probability=0.6)) as sim:
-        env = ccm_env(sim.client_settings(), ledger, tmp_path / "reports")
+        env = ccm_env(sim, ledger, tmp_path / "reports")
         a = write_campaign(tmp_path / "a", "north", agents=agents(1, 6), numbers=numbers(0, 40))
         b = write_campaign(tmp_path / "b", "south", agents=agents(3, 9), numbers=numbers(1000, 40))
         procs = [start_run(a, env, tmp_path / "a.log"), start_run(b, env, tmp_path / "b.log")]
@@ -114,7 +114,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
     # Sized so that twelve kill cycles cannot finish it (~25 s of dialling at 120x).
     with SimulatorServer(scenario(time_scale=120, customer_answer_probability=0.5,
                                   agent_cancel_probability=0.05)) as sim:
-        env = ccm_env(sim.client_settings(), ledger, tmp_path / "reports")
+        env = ccm_env(sim, ledger, tmp_path / "reports")
         definition = write_campaign(tmp_path / "c", "crashy", agents=agents(1, 6), numbers=numbers(0, 150))
         while kills < 12:
             proc = start_run(definition, env, tmp_path / "run.log")
@@ -142,4 +142,4 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
             assert final == "unknown" and calls[-1]["created"] == unknown_at[-1]
     text = (tmp_path / "run.log").read_text()
     assert "Traceback" not in text
-    assert "resuming: following call" in text  # the kills did land while calls were live
+    assert "resuming: confirming call" in text  # the kills did land while calls were live

@@ -309,7 +309,8 @@ async def test_connect_error_is_retried_then_raised_even_for_make_call() -> None
         with pytest.raises(E.ConnectError) as info:
             await client.make_call(call())
     assert info.value.category == "retry_later"
-    assert client.stats["post_sent"] == 3
+    assert client.stats["post_tries"] == 3
+    assert client.stats["post_sent"] == 0  # none reached a socket: nothing was sent
 
 
 # ----------------------------------------------------------------------------- protocol edge cases

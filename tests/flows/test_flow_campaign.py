@@ -34,8 +34,8 @@ async def test_run_campaign_flow(prefect_server: None, sandbox: Path) -> None:
                                return_state=True)
     assert state.is_completed(), state.message
     summary = await state.result()  # type: ignore[misc]
-    assert summary["status"] == "completed" and summary["final"] == 20 and summary["simulated"]
-    assert Path(summary["files"][0]).exists()  # noqa: ASYNC240
+    assert summary.status == "completed" and summary.final == 20 and summary.simulated
+    assert Path(summary.files[0]).exists()  # noqa: ASYNC240
     led = Ledger(ledger)
     assert led.count("customers", state="done") == 20
     async with get_client() as client:

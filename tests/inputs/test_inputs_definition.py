@@ -54,7 +54,9 @@ def test_minimal_definition_gets_the_documented_defaults(tmp_path: Path) -> None
     assert (definition.window.start, definition.window.end) == (time(9), time(21))
     assert definition.window.timezone == "Asia/Kolkata"
     assert len(definition.window.days) == 7
-    assert definition.api_budget_per_minute == 200
+    assert definition.api_budget_per_minute is None  # the account limit (EXOTEL_REQUESTS_PER_MINUTE)
+    assert definition.dialer.wrap_up_seconds == 15
+    assert (definition.limits.max_calls_per_number, definition.limits.window_days) == (3, 1)
     assert definition.dialer.sticky_wait_seconds == 120
     assert definition.dialer.agent_cooldown_seconds == 60
     assert definition.dialer.agent_recheck_seconds == 300
@@ -63,6 +65,12 @@ def test_minimal_definition_gets_the_documented_defaults(tmp_path: Path) -> None
     assert definition.callbacks.enabled is False
     assert definition.do_not_call == []
     assert definition.schedule is None and definition.ledger is None
+
+
+def test_a_ledger_url_stays_a_url(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://ccm:secret@db.example.com:5432/ccm"
+    definition = load_definition(_write(tmp_path, {**MINIMAL, "ledger": url}))
+    assert definition.ledger == url
 
 
 def test_relative_paths_resolve_against_the_definition_folder(tmp_path: Path) -> None:
@@ -75,7 +83,7 @@ def test_relative_paths_resolve_against_the_definition_folder(tmp_path: Path) ->
     assert definition.customers.files[1].path == Path("/abs/c.xlsx")
     assert definition.agents == folder / "agents.csv"
     assert definition.do_not_call == [folder / "../dnc.csv"]
-    assert definition.ledger == folder / "state" / "ledger.sqlite"
+    assert definition.ledger == str(folder / "state" / "ledger.sqlite")
     assert definition.source_path == folder / "campaign.yaml"
     assert definition.display_path(folder / "customers.csv") == "customers.csv"
 
