@@ -3,15 +3,16 @@
 ``EXOTEL_API_KEY``, ``EXOTEL_API_TOKEN`` and ``EXOTEL_ACCOUNT_SID`` identify the account;
 ``EXOTEL_REGION`` picks the cluster; ``EXOTEL_BASE_URL`` overrides the region (the simulator or any
 stand-in server). The key and token are :class:`~pydantic.SecretStr`: they print as ``**********``.
+``CCM_SMTP_*`` say where the daily report is mailed (:class:`SmtpSettings`), the password a secret too.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REGION_BASE_URLS: dict[str, str] = {
     "singapore": "https://ccm-api.exotel.com",
@@ -172,3 +173,68 @@ class ConsoleSettings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+
+SmtpSecurity = Literal["starttls", "ssl", "none"]
+_SMTP_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+class SmtpSettings(BaseSettings):
+    """Where the daily report is mailed from and to (``CCM_SMTP_*``); the password a secret.
+
+    ``CCM_SMTP_HOST``, ``_PORT`` (default by ``_SECURITY``: 587 starttls, 465 ssl, 25 none),
+    ``_USERNAME``, ``_PASSWORD``, ``_SENDER`` (the From address), ``_TO`` (recipients, comma-separated),
+    ``_TIMEOUT`` (seconds per connection), ``_RETRIES`` and ``_RETRY_DELAY`` (seconds) for a failed
+    send. The same fields can come from a Prefect Secret block instead (``flows.daily``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CCM_SMTP_", extra="ignore", frozen=True)
+
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: SmtpSecurity = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str | None = None
+    to: Annotated[tuple[str, ...], NoDecode] = ()
+    timeout: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=20)
+    retry_delay: float = Field(default=30.0, ge=0)
+
+    @field_validator("host", "username", "password", "sender", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _split_recipients(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("sender", "to")
+    @classmethod
+    def _check_addresses(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        for address in (value,) if isinstance(value, str) else value or ():
+            # A line break would start a new mail header (header injection).
+            if "@" not in address or any(c in address for c in "\r\n,;"):
+                raise ValueError(f"not a mail address: {address!r}")
+        return value
+
+    @property
+    def resolved_port(self) -> int:
+        """The port: CCM_SMTP_PORT, else the usual one for the security."""
+        return self.port or _SMTP_PORTS[self.security]
+
+    @property
+    def configured(self) -> bool:
+        """True when there is somewhere to send the mail and someone to send it to."""
+        return bool(self.host and self.sender and self.to)
+
+    def missing(self) -> list[str]:
+        """Names of the environment variables still needed to send mail."""
+        names = {"host": self.host, "sender": self.sender, "to": self.to}
+        return [f"CCM_SMTP_{k.upper()}" for k, v in names.items() if not v]

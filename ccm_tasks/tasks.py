@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 
 from ccm_tasks.errors import CampaignCannotRun
+from ccm_tasks.reports.daily import DailyReport
 from ccm_tasks.runner import CampaignRun, prepare_run
+from ccm_tasks.settings import SmtpSettings
 
 
 @task(name="prepare-campaign", cache_policy=NO_CACHE, retries=0)
@@ -28,9 +31,18 @@ async def prepare_campaign(definition: str | Path, ledger: str | None = None, wa
         return Failed(message=str(exc))
 
 
+@dataclass(frozen=True)
+class DailyReportFiles:
+    """A daily report as written: the report, its Markdown, and the files' paths."""
+
+    report: DailyReport
+    markdown: str
+    paths: list[str]
+
+
 @task(name="daily-report", cache_policy=NO_CACHE)
-def write_daily_report_task(day: str, timezone: str, ledger: str | None = None) -> tuple[str, list[str]]:
-    """Build and write the daily report; returns its Markdown and the paths written."""
+def write_daily_report_task(day: str, timezone: str, ledger: str | None = None) -> DailyReportFiles:
+    """Build and write the daily report; returns it with its Markdown and the paths written."""
     from datetime import date
 
     from ccm_tasks.ledger import Ledger
@@ -40,6 +52,19 @@ def write_daily_report_task(day: str, timezone: str, ledger: str | None = None) 
     book = Ledger(resolve_ledger(ledger))
     try:
         report = build_daily_report(book, date.fromisoformat(day), timezone)
-        return daily_report_markdown(report), [str(p) for p in write_daily_report(report)]
+        paths = [str(p) for p in write_daily_report(report)]
+        return DailyReportFiles(report, daily_report_markdown(report), paths)
     finally:
         book.close()
+
+
+@task(name="mail-daily-report", cache_policy=NO_CACHE)
+def mail_daily_report_task(files: DailyReportFiles, settings: SmtpSettings, to: list[str]) -> int:
+    """Mail the written report (figures and chart in the body, the workbook attached); returns the
+    number of recipients. Raises MailNotSent, so the caller's retries apply."""
+    from ccm_tasks.reports.mail import daily_report_message, send_message
+
+    workbook = next(Path(p) for p in files.paths if p.endswith(".xlsx"))
+    message = daily_report_message(files.report, workbook, sender=str(settings.sender), to=to)
+    send_message(message, settings)
+    return len(to)

@@ -4,42 +4,29 @@ A pure function of the ledger (invariant 4): ``build_campaign_report`` reads it 
 and can be run again at any time, during a run or long after. Times are shown in the campaign's zone
 (``campaigns.timezone``), truncated to the second.
 
-Definitions (the same in every file and the Markdown summary):
+The figures (reach rate, answer rate, talk time, busy time, utilisation...) are defined once, in
+:mod:`ccm_tasks.reports.glossary`; the per-customer columns here:
 
 * **final_status** of a customer: ``done`` -> its ``final_status``; ``calling`` -> ``stuck`` when its
   open attempt (created or placed) has ``stuck_at``, else ``in_progress``; ``pending`` with no placed,
   terminal or unknown attempt -> ``not_attempted``; ``pending`` with such attempts -> its
   ``last_status`` (a retry was still due: ``retry_pending`` is true); ``withdrawn`` -> ``withdrawn``
   (removed from the inputs, e.g. added to the do-not-call list; whatever was dialled before).
-* **attempts** of a customer: its attempts that may have rung someone: placed, terminal or unknown
-  (not rejected: the API refused those and nothing rang; not created: the Make Call is in flight).
+  People read it in words (:func:`~ccm_tasks.reports.glossary.outcome_label`).
+* **attempts** of a customer: its calls placed (attempts that may have rung someone: placed,
+  terminal or unknown; not rejected: the API refused those and nothing rang; not created: the Make
+  Call is in flight).
 * **agent**, **agent_name**, **last_call_sid**, **last_attempt**: from the customer's last attempt
   that was not rejected; **first_attempt**: the first such attempt. Attempt times are ``created_at``
   (written just before the Make Call).
 * **talk_time_s**: the sum of ``total_talk_time`` over all the customer's attempts (null counts as 0);
   **recordings**: their recording URLs, in attempt order, joined by a space.
-* **Connect rate** = completed customers / attempted customers (attempted: final_status neither
-  ``not_attempted`` nor ``withdrawn``).
-* **Talk time total, mean, median** (Summary): over completed calls (attempts with call_status
-  ``completed``). "Talk time, all calls" is shown beside it so any talk on other calls is visible.
-* **Shares** in Summary are of all customers of the campaign, withdrawn included, so they add to 100%
-  and match the Outcomes row count.
-* **Agents**, per agent key: attempts = its attempts not rejected (created included while in flight);
-  completed = those with call_status ``completed``; rejected = Make Calls refused; connect rate =
-  completed / attempts; talk time total and mean over its completed calls (so the agents add up to the
-  Summary total); time busy = sum over all its attempts of (``terminal_at``, or the report's *as of*
-  time while still open) - ``created_at`` (the agent is leased from before the Make Call until the call
-  is confirmed terminal); utilisation = time busy / the campaign's dialling span (the first attempt's
-  ``created_at`` to the last ``terminal_at``). Two refinements keep these true to the lease: an attempt
-  with an unknown outcome holds its agent until its quarantine ends (``outcome_unknown`` event), not
-  for ever, so it counts as busy until then (or *as of*, if earlier); and the span runs to the latest
-  end of any busy time (*as of* while a call is still open), so utilisation never passes 100% (an
-  agent has one call at a time, invariant 1).
 * **daily_report_date** (Attempts): the day, in the campaign's zone, on which the daily report counts
   the attempt: its call's ``end_time``, or ``terminal_at`` when the API gave none; ``created_at`` for
-  an unknown outcome; blank for rejected and still-open attempts, which no daily report counts.
-* **as of**: the time the figures hold for: the later of the wall clock and the latest time in the
-  campaign's rows (a time-scaled simulator's clock runs ahead of the wall clock).
+  an unknown outcome; blank for rejected and still-open attempts, which no daily report counts. The
+  same time, to the hour, places a call in **By hour**.
+* **Shares** of outcomes are of all customers of the campaign, withdrawn included, so they add to 100%
+  and match the Outcomes row count.
 """
 
 from __future__ import annotations
@@ -58,8 +45,27 @@ from sqlalchemy import Connection, Text, select, type_coerce
 
 from ccm_tasks.ledger import Ledger
 from ccm_tasks.ledger import schema as t
+from ccm_tasks.ledger.states import (
+    MAY_HAVE_RUNG,
+    UNFINISHED_CUSTOMER,
+    AttemptState,
+    CustomerState,
+    values,
+)
 from ccm_tasks.paths import campaign_reports_dir
 from ccm_tasks.reports.files import write_csv
+from ccm_tasks.reports.glossary import (
+    FIGURES,
+    OUTCOME_LABELS,
+    Figure,
+    figure,
+    figures_markdown,
+    glossary_table,
+    headline_figures,
+    outcome_label,
+    run_status_label,
+)
+from ccm_tasks.reports.layout import Cell, Layout, references
 from ccm_tasks.reports.tables import (
     Kind,
     Table,
@@ -68,17 +74,18 @@ from ccm_tasks.reports.tables import (
     local_datetime,
     local_times,
     markdown_table,
+    read_frame,
 )
-from ccm_tasks.reports.xlsx import CustomSheet, put, style_header_row, write_workbook
+from ccm_tasks.reports.xlsx import CustomSheet, print_setup, write_workbook
 
-RANG_STATES = ("placed", "terminal", "unknown")
-"""Attempt states that may have rung someone."""
+RANG_STATES = values(MAY_HAVE_RUNG)
+"""Attempt states that may have rung someone (calls placed)."""
 
-OPEN_STATES = ("created", "placed")
+OPEN_STATES = (AttemptState.CREATED.value, AttemptState.PLACED.value)
 """Attempt states whose call is not confirmed over."""
 
 SPECIAL_STATUSES = ("unknown", "stuck", "in_progress", "not_attempted", "withdrawn")
-"""Statuses always listed in Summary (after the call outcomes), even at zero."""
+"""Outcomes that are not call statuses, listed after them (at zero too in the statuses frame)."""
 
 OUTCOME_COLUMNS = (
     "customer_contact_uri", "final_status", "retry_pending", "attempts", "agent", "agent_name",
@@ -86,28 +93,40 @@ OUTCOME_COLUMNS = (
     "source_sheet", "source_row",
 )
 OUTCOME_KINDS: dict[str, Kind] = {
-    "customer_contact_uri": "text", "final_status": "text", "retry_pending": "bool", "attempts": "int",
-    "agent": "text", "agent_name": "text", "last_call_sid": "text", "first_attempt": "datetime",
-    "last_attempt": "datetime", "talk_time_s": "duration", "recordings": "text", "source_file": "text",
-    "source_sheet": "text", "source_row": "int",
+    "customer_contact_uri": "phone", "final_status": "text", "outcome": "text", "retry_pending": "bool",
+    "attempts": "int", "agent": "text", "agent_name": "text", "last_call_sid": "text",
+    "first_attempt": "datetime", "last_attempt": "datetime", "talk_time_s": "duration",
+    "recordings": "text", "source_file": "text", "source_sheet": "text", "source_row": "int",
 }
 ATTEMPT_KINDS: dict[str, Kind] = {
-    "attempt_id": "int", "run_id": "int", "customer_contact_uri": "text", "attempt_no": "int",
+    "attempt_id": "int", "run_id": "int", "customer_contact_uri": "phone", "attempt_no": "int",
     "state": "text", "call_sid": "text", "agent": "text", "agent_name": "text", "call_status": "text",
     "agent_leg_status": "text", "customer_leg_status": "text", "created": "datetime",
     "start_time": "datetime", "end_time": "datetime", "confirmed_terminal": "datetime",
     "daily_report_date": "date", "talk_time_s": "duration", "total_duration_s": "duration",
-    "recordings": "text", "error_category": "text", "error_code": "int", "error_message": "text",
-    "resolved_by": "text", "stuck": "bool",
+    "wrap_up_s": "duration", "recordings": "text", "error_category": "text", "error_code": "int",
+    "error_message": "text", "resolved_by": "text", "stuck": "bool",
 }
 AGENT_KINDS: dict[str, Kind] = {
-    "agent": "text", "agent_name": "text", "attempts": "int", "completed": "int", "rejected": "int",
-    "connect_rate": "percent", "talk_time_s": "duration", "mean_talk_time_s": "duration",
-    "time_busy_s": "duration", "utilisation": "percent",
+    "agent": "text", "agent_name": "text", "calls_placed": "int", "calls_answered": "int",
+    "answer_rate": "percent", "calls_refused": "int", "talk_time_s": "duration",
+    "average_talk_time_s": "duration", "busy_time_s": "duration", "wrap_up_time_s": "duration",
+    "time_in_runs_s": "duration", "utilisation": "percent",
 }
-STATUS_KINDS: dict[str, Kind] = {"final_status": "text", "customers": "int", "share": "percent"}
+AGENT_LABELS: dict[str, str] = {
+    "agent": "Agent", "agent_name": "Name",
+    **{c: FIGURES[c.removesuffix("_s")].label for c in AGENT_KINDS if c.removesuffix("_s") in FIGURES},
+}
+HOUR_KINDS: dict[str, Kind] = {"hour": "text", "calls_placed": "int", "calls_answered": "int",
+                               "answer_rate": "percent", "talk_time_s": "duration"}
+HOUR_LABELS: dict[str, str] = {"hour": "Hour of the day", **{
+    c: FIGURES[c.removesuffix("_s")].label for c in HOUR_KINDS if c != "hour"}}
+STATUS_KINDS: dict[str, Kind] = {"final_status": "text", "outcome": "text", "customers": "int",
+                                 "share": "percent"}
 RUN_KINDS: dict[str, Kind] = {"run_id": "int", "started": "datetime", "ended": "datetime",
-                              "status": "text", "reason": "text"}
+                              "status": "text", "status_code": "text", "reason": "text"}
+RUN_LABELS = {"run_id": "Run", "started": "Started", "ended": "Ended", "status": "Status",
+              "status_code": "Status code", "reason": "Reason"}
 
 
 class UnknownCampaign(LookupError):
@@ -115,58 +134,100 @@ class UnknownCampaign(LookupError):
 
 
 @dataclass(frozen=True)
-class Measure:
-    """One figure of the Summary: its label, value and how it is shown."""
-
-    name: str
-    value: Any
-    kind: Kind = "int"
-
-
-@dataclass(frozen=True)
 class CampaignReport:
-    """A campaign's outcome tables (DataFrames) and what they were computed from."""
+    """A campaign's outcome tables (DataFrames), its figures, and what they were computed from."""
 
     campaign: str
     campaign_id: int
     timezone: str
     run_date: date
     as_of: float
+    status: str  # the campaign's status code (campaigns.status): its latest run's, or "running"
+    status_reason: str | None
     outcomes: pd.DataFrame
     attempts: pd.DataFrame
     statuses: pd.DataFrame
     agents: pd.DataFrame
+    hours: pd.DataFrame
     runs: pd.DataFrame
-    measures: tuple[Measure, ...]
+    figures: tuple[Figure, ...]
     extra_columns: tuple[str, ...]
 
-    def measure(self, name: str) -> Any:
-        """A Summary figure by name."""
-        for m in self.measures:
-            if m.name == name:
-                return m.value
+    @property
+    def page_title(self) -> str:
+        """What every printed page's header says."""
+        return f"{self.campaign}: call outcomes"
+
+    def figure(self, name: str) -> Any:
+        """A figure's value by its glossary name (``report.figure("reach_rate")``)."""
+        for f in self.figures:
+            if f.name == name:
+                return f.value
         raise KeyError(name)
 
+    @property
+    def headline(self) -> tuple[Figure, ...]:
+        """The headline figures (:func:`~ccm_tasks.reports.glossary.headline_figures`)."""
+        return headline_figures(self)
+
+    @property
+    def agent_totals(self) -> dict[str, Any]:
+        """The Agents table's totals row."""
+        a = self.agents
+        busy, wrap, span = (float(a[c].sum()) for c in ("busy_time_s", "wrap_up_time_s", "time_in_runs_s"))
+        calls, answered = int(a["calls_placed"].sum()), int(a["calls_answered"].sum())
+        talk = int(a["talk_time_s"].sum())
+        return {"agent": "All agents", "agent_name": f"{len(a)} agents", "calls_placed": calls,
+                "calls_answered": answered, "answer_rate": answered / calls if calls else None,
+                "calls_refused": int(a["calls_refused"].sum()), "talk_time_s": talk,
+                "average_talk_time_s": talk / answered if answered else None, "busy_time_s": busy,
+                "wrap_up_time_s": wrap, "time_in_runs_s": span,
+                "utilisation": (busy + wrap) / span if span > 0 else None}
+
     def outcomes_table(self) -> Table:
-        """Outcomes with its column kinds (the input's extra columns are text)."""
+        """Outcomes as the CSV has it (codes, for machines; the input's extra columns are text)."""
         kinds: dict[str, Kind] = {**dict.fromkeys(self.extra_columns, "text"), **OUTCOME_KINDS}
-        return Table("Outcomes", self.outcomes, kinds, self.timezone)
+        return Table("Outcomes", self.outcomes, kinds, self.timezone, title=self.page_title)
+
+    def outcomes_sheet_table(self) -> Table:
+        """Outcomes for the workbook: the CSV's columns and, after ``final_status``, the outcome in words."""
+        frame = self.outcomes
+        words = frame["final_status"].map(OUTCOME_LABELS).fillna(frame["final_status"]).astype("object")
+        at = frame.columns.get_loc("final_status") + 1
+        columns = {**{c: frame[c] for c in frame.columns[:at]}, "outcome": words,
+                   **{c: frame[c] for c in frame.columns[at:]}}
+        kinds: dict[str, Kind] = {**dict.fromkeys(self.extra_columns, "text"), **OUTCOME_KINDS}
+        return Table("Outcomes", pd.DataFrame(columns, copy=False), kinds, self.timezone,
+                     title=self.page_title)
 
     def attempts_table(self) -> Table:
-        """Attempts with its column kinds."""
-        return Table("Attempts", self.attempts, ATTEMPT_KINDS, self.timezone)
+        """Attempts with its column kinds (codes, for machines)."""
+        return Table("Attempts", self.attempts, ATTEMPT_KINDS, self.timezone, title=self.page_title)
 
     def agents_table(self) -> Table:
-        """Agents with its column kinds."""
-        return Table("Agents", self.agents, AGENT_KINDS, self.timezone)
+        """Agents with plain headers and a totals row."""
+        totals = self.agent_totals if len(self.agents) else None
+        return Table("Agents", self.agents, AGENT_KINDS, self.timezone, AGENT_LABELS, totals,
+                     title=self.page_title)
+
+    def hours_table(self) -> Table:
+        """Calls placed and answered by the hour of the day they ended, with totals."""
+        h = self.hours
+        calls, answered = int(h["calls_placed"].sum()), int(h["calls_answered"].sum())
+        totals = {"hour": "All hours", "calls_placed": calls, "calls_answered": answered,
+                  "answer_rate": answered / calls if calls else None,
+                  "talk_time_s": int(h["talk_time_s"].sum())} if len(h) else None
+        return Table("By hour", h, HOUR_KINDS, self.timezone, HOUR_LABELS, totals, title=self.page_title)
 
     def statuses_table(self) -> Table:
-        """Customers per final status with their share."""
-        return Table("Summary", self.statuses, STATUS_KINDS, self.timezone)
+        """Customers per outcome with their share (codes and words)."""
+        return Table("Summary", self.statuses, STATUS_KINDS, self.timezone,
+                     {"final_status": "code", "outcome": "Outcome", "customers": "Customers",
+                      "share": "Share"}, title=self.page_title)
 
     def runs_table(self) -> Table:
-        """The campaign's runs."""
-        return Table("Runs", self.runs, RUN_KINDS, self.timezone)
+        """The campaign's runs, statuses in words."""
+        return Table("Runs", self.runs, RUN_KINDS, self.timezone, RUN_LABELS, title=self.page_title)
 
 
 # --------------------------------------------------------------------------- building
@@ -177,13 +238,14 @@ def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | Non
     """Compute a campaign's outcome report from the ledger. Raises :class:`UnknownCampaign`.
 
     ``run_date`` names the report's folder (default: the latest run's start date in the campaign's
-    zone); ``now`` is the *as of* time for attempts still open (default: see the module docstring).
+    zone); ``now`` is the *as of* time for attempts still open (default: the later of the wall clock
+    and the latest time in the campaign's rows, because a time-scaled simulator's clock runs ahead).
     """
     with ledger.read() as conn:
         c = t.campaigns.c
         # Only what the report shows: the row also holds the callback URL's secret token.
-        row = conn.execute(select(c.id, c.name, c.timezone, c.input_summary).where(c.name == campaign)
-                           ).mappings().first()
+        row = conn.execute(select(c.id, c.name, c.timezone, c.input_summary, c.status, c.status_reason)
+                           .where(c.name == campaign)).mappings().first()
         if row is None:
             raise UnknownCampaign(f"no campaign named {campaign!r} in the ledger")
         cid = int(row["id"])
@@ -193,6 +255,8 @@ def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | Non
         runs = pd.read_sql(select(t.runs.c.id, t.runs.c.started_at, t.runs.c.ended_at, t.runs.c.status,
                                   t.runs.c.reason).where(t.runs.c.campaign_id == cid)
                            .order_by(t.runs.c.id), conn)
+    for column in ("started_at", "ended_at"):
+        runs[column] = runs[column].astype("float64")
     zone = str(row["timezone"])
     latest = _latest_time(attempts, runs)
     as_of = now if now is not None else max(time.time(), latest)
@@ -204,24 +268,41 @@ def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | Non
 
     attempts = attempts.sort_values("id", kind="stable").reset_index(drop=True)
     attempts["talk"] = attempts["total_talk_time"].fillna(0).astype("int64")
+    attempts["wrap"] = attempts["wrap_up_seconds"].fillna(0.0).clip(lower=0.0)
     urls = _json_column(attempts["recordings"].tolist())
     attempts["recordings_text"] = pd.Series([_join_urls(v) for v in urls], dtype="object")
     outcomes, extras = _outcomes(customers, attempts, zone)
     statuses = _statuses(outcomes)
     attempts["busy_until"] = _busy_until(attempts, quarantines, as_of)
-    agents = _agents(attempts)
+    attempts["counted_at"] = _counted_at(attempts)
+    agents = _agents(attempts, runs, as_of)
     run_frame = pd.DataFrame({
         "run_id": runs["id"].astype("int64"),
         "started": local_times(runs["started_at"], zone),
         "ended": local_times(runs["ended_at"], zone),
-        "status": runs["status"].astype("object"),
+        "status": pd.Series([run_status_label(s) for s in runs["status"].tolist()], dtype="object"),
+        "status_code": runs["status"].astype("object"),
         "reason": runs["reason"].astype("object"),
     })
-    measures = _measures(outcomes, attempts, runs, dict(row["input_summary"] or {}), zone, as_of)
+    figures = _figures(outcomes, customers, attempts, runs, dict(row["input_summary"] or {}), zone, as_of)
+    status, status_reason = _status(row["status"], row["status_reason"], runs)
     return CampaignReport(
         campaign=str(row["name"]), campaign_id=cid, timezone=zone, run_date=run_date, as_of=as_of,
+        status=status, status_reason=status_reason,
         outcomes=outcomes, attempts=_attempts(attempts, customers, zone), statuses=statuses,
-        agents=agents, runs=run_frame, measures=measures, extra_columns=extras)
+        agents=agents, hours=hours_frame(attempts["counted_at"], attempts["call_status"], attempts["talk"],
+                                         zone),
+        runs=run_frame, figures=figures, extra_columns=extras)
+
+
+def _status(campaign_status: str | None, reason: str | None, runs: pd.DataFrame) -> tuple[str, str | None]:
+    """The campaign's status and reason; a campaign row no runner ever claimed says its latest run's."""
+    if campaign_status and campaign_status != "new":
+        return campaign_status, reason
+    if not len(runs):
+        return "new", reason
+    latest = runs.iloc[-1]
+    return str(latest["status"]), latest["reason"] if isinstance(latest["reason"], str) else None
 
 
 def _read_customers(conn: Connection, campaign_id: int) -> pd.DataFrame:
@@ -229,7 +310,7 @@ def _read_customers(conn: Connection, campaign_id: int) -> pd.DataFrame:
     query = select(c.id, c.phone, c.source_file, c.source_sheet, c.source_row,
                    type_coerce(c.extra, Text).label("extra"), c.state, c.final_status, c.last_status,
                    ).where(c.campaign_id == campaign_id).order_by(c.id)
-    return pd.read_sql(query, conn)
+    return read_frame(conn, query)
 
 
 def _read_attempts(conn: Connection, campaign_id: int) -> pd.DataFrame:
@@ -239,11 +320,11 @@ def _read_attempts(conn: Connection, campaign_id: int) -> pd.DataFrame:
                    a.agent_name, a.created_at, a.placed_at, a.terminal_at, a.stuck_at, a.call_status,
                    a.agent_leg_status, a.customer_leg_status, a.start_time, a.end_time, a.total_talk_time,
                    a.total_duration, type_coerce(a.recordings, Text).label("recordings"),
-                   a.error_category, a.error_code, a.error_message, a.resolved_by,
+                   a.error_category, a.error_code, a.error_message, a.resolved_by, a.wrap_up_seconds,
                    ).where(a.campaign_id == campaign_id)
-    frame = pd.read_sql(query, conn)
+    frame = read_frame(conn, query)
     for column in ("created_at", "placed_at", "terminal_at", "stuck_at", "start_time", "end_time",
-                   "total_talk_time", "total_duration"):
+                   "total_talk_time", "total_duration", "wrap_up_seconds"):
         frame[column] = frame[column].astype("float64")
     return frame
 
@@ -338,7 +419,7 @@ def _by_customer(values: pd.Series, customer_ids: pd.Series, ids: pd.Series) -> 
 def _outcomes(customers: pd.DataFrame, a: pd.DataFrame, zone: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
     ids = customers["id"]
     rang = a["state"].isin(RANG_STATES)
-    not_rejected = a[a["state"] != "rejected"]
+    not_rejected = a[a["state"] != AttemptState.REJECTED]
     first = not_rejected.drop_duplicates("customer_id", keep="first")
     last = not_rejected.drop_duplicates("customer_id", keep="last")
     last_rang = a[rang].drop_duplicates("customer_id", keep="last")
@@ -360,9 +441,10 @@ def _outcomes(customers: pd.DataFrame, a: pd.DataFrame, zone: str) -> tuple[pd.D
     done_status = final_status.where(final_status.notna(), last_status).fillna("unknown")
     is_stuck = ids.isin(stuck_ids).to_numpy()
     never = (n_rang == 0).to_numpy()
+    done, calling, pending = (state == CustomerState.DONE, state == CustomerState.CALLING,
+                              state == CustomerState.PENDING)
     status = np.select(
-        [state == "done", (state == "calling") & is_stuck, state == "calling", state == "withdrawn",
-         (state == "pending") & never, state == "pending"],
+        [done, calling & is_stuck, calling, state == CustomerState.WITHDRAWN, pending & never, pending],
         [done_status.to_numpy(), "stuck", "in_progress", "withdrawn", "not_attempted",
          retry_status.to_numpy()],
         default=state)
@@ -370,14 +452,14 @@ def _outcomes(customers: pd.DataFrame, a: pd.DataFrame, zone: str) -> tuple[pd.D
     columns: dict[str, Any] = {}
     taken = set(OUTCOME_COLUMNS)
     extras: list[str] = []
-    for key, values in _extras(customers["extra"].tolist()).items():
+    for key, texts in _extras(customers["extra"].tolist()).items():
         name = _extra_name(key, taken)
         extras.append(name)
-        columns[name] = pd.Series(values, dtype="object")
+        columns[name] = pd.Series(texts, dtype="object")
     columns.update({
         "customer_contact_uri": customers["phone"].astype("object"),
         "final_status": pd.Series(status, dtype="object"),
-        "retry_pending": pd.Series((state == "pending") & ~never, dtype="bool"),
+        "retry_pending": pd.Series(pending & ~never, dtype="bool"),
         "attempts": n_rang,
         "agent": _by_customer(last["agent_key"], last["customer_id"], ids).astype("object"),
         "agent_name": _by_customer(last["agent_name"], last["customer_id"], ids).astype("object"),
@@ -400,52 +482,111 @@ def _statuses(outcomes: pd.DataFrame) -> pd.DataFrame:
                    key=lambda s: (-int(counts[s]), str(s)))
     order = ["completed", *calls, *SPECIAL_STATUSES]
     total = len(outcomes)
-    values = [int(counts.get(s, 0)) for s in order]
+    numbers = [int(counts.get(s, 0)) for s in order]
     return pd.DataFrame({
         "final_status": pd.Series(order, dtype="object"),
-        "customers": pd.Series(values, dtype="int64"),
-        "share": pd.Series([v / total if total else np.nan for v in values], dtype="float64"),
+        "outcome": pd.Series([outcome_label(s) for s in order], dtype="object"),
+        "customers": pd.Series(numbers, dtype="int64"),
+        "share": pd.Series([v / total if total else np.nan for v in numbers], dtype="float64"),
     })
 
 
-def _agents(a: pd.DataFrame) -> pd.DataFrame:
+def _counted_at(a: pd.DataFrame) -> pd.Series:
+    """When the daily report counts each attempt (NaN: never): a terminal call when it ended (the
+    API's end_time, else when we confirmed it), an unknown outcome when its Make Call was sent."""
+    ended = a["end_time"].fillna(a["terminal_at"])
+    return ended.where(a["state"] == AttemptState.TERMINAL,
+                       a["created_at"].where(a["state"] == AttemptState.UNKNOWN))
+
+
+def hours_frame(counted_at: pd.Series, call_status: pd.Series, talk: pd.Series, zone: str) -> pd.DataFrame:
+    """Calls placed and answered by local hour of the day they were counted (see :func:`_counted_at`),
+    every hour from the first to the last with calls (zeros between), so a chart reads as a day."""
+    counted = counted_at.notna()
+    hour = local_times(counted_at[counted], zone).dt.hour
+    frame = pd.DataFrame({"hour": hour.to_numpy(),
+                          "answered": (call_status[counted] == "completed").to_numpy(dtype="int64"),
+                          "talk": talk[counted].to_numpy(dtype="int64")})
+    grouped = frame.groupby("hour").agg(calls=("answered", "size"), answered=("answered", "sum"),
+                                        talk=("talk", "sum"))
+    if grouped.empty:
+        hours = pd.Index([], dtype="int64")
+    else:
+        hours = pd.Index(range(int(grouped.index.min()), int(grouped.index.max()) + 1), dtype="int64")
+    grouped = grouped.reindex(hours, fill_value=0)
+    calls = grouped["calls"].astype("int64")
+    return pd.DataFrame({
+        "hour": pd.Series([f"{h:02d}:00-{h + 1:02d}:00" for h in hours], dtype="object"),
+        "calls_placed": calls.to_numpy(),
+        "calls_answered": grouped["answered"].astype("int64").to_numpy(),
+        "answer_rate": (grouped["answered"] / calls.where(calls > 0)).to_numpy(dtype="float64"),
+        "talk_time_s": grouped["talk"].astype("int64").to_numpy(),
+    })
+
+
+def _run_periods(a: pd.DataFrame, runs: pd.DataFrame, as_of: float) -> pd.Series:
+    """How long each run lasted (run id -> seconds): started to ended; a run still going to *as of*;
+    one that ended without recording it (crashed, interrupted) to its last attempt's end (busy, then
+    wrap-up). Attempts without a run (older ledgers) form one period of their own, id -1."""
+    run_ids = a["run_id"].fillna(-1).astype("int64")
+    last_end = (a["busy_until"] + a["wrap"]).groupby(run_ids).max()
+    first_start = a["created_at"].groupby(run_ids).min()
+    ids = runs["id"].astype("int64")
+    started = pd.Series(runs["started_at"].to_numpy(), index=ids)
+    ended = pd.Series(runs["ended_at"].to_numpy(), index=ids)
+    running = pd.Series((runs["status"] == "running").to_numpy(), index=ids)
+    fallback = last_end.reindex(ids).fillna(started)
+    end = ended.where(ended.notna(), fallback.where(~running, as_of))
+    periods = (end - started).clip(lower=0.0)
+    if -1 in last_end.index:
+        periods.loc[-1] = max(0.0, float(last_end.loc[-1] - first_start.loc[-1]))
+    return periods
+
+
+def _agents(a: pd.DataFrame, runs: pd.DataFrame, as_of: float) -> pd.DataFrame:
     if a.empty:
         return pd.DataFrame({c: pd.Series(dtype="object" if AGENT_KINDS[c] == "text" else "float64")
                              for c in AGENT_KINDS})
     key = a["agent_key"]
     completed = a["call_status"] == "completed"
+    placed = a["state"].isin(RANG_STATES)
     busy = (a["busy_until"] - a["created_at"]).clip(lower=0)
-    span = float(a["busy_until"].max() - a["created_at"].min())
     grouped = pd.DataFrame({
         "agent_name": a["agent_name"],
-        "attempts": (a["state"] != "rejected").astype("int64"),
-        "completed": completed.astype("int64"),
-        "rejected": (a["state"] == "rejected").astype("int64"),
-        "talk_time_s": a["talk"].where(completed, 0),
-        "time_busy_s": busy,
-    }).groupby(key, sort=True).agg({"agent_name": "last", "attempts": "sum", "completed": "sum",
-                                    "rejected": "sum", "talk_time_s": "sum", "time_busy_s": "sum"})
-    attempts = grouped["attempts"]
+        "calls_placed": placed.astype("int64"),
+        "calls_answered": (completed & placed).astype("int64"),
+        "calls_refused": (a["state"] == AttemptState.REJECTED).astype("int64"),
+        "talk_time_s": a["talk"].where(placed, 0),
+        "busy_time_s": busy,
+        "wrap_up_time_s": a["wrap"],
+    }).groupby(key, sort=True).agg({"agent_name": "last", "calls_placed": "sum", "calls_answered": "sum",
+                                    "calls_refused": "sum", "talk_time_s": "sum", "busy_time_s": "sum",
+                                    "wrap_up_time_s": "sum"})
+    periods = _run_periods(a, runs, as_of)
+    pairs = pd.DataFrame({"agent": key, "run": a["run_id"].fillna(-1).astype("int64")}).drop_duplicates()
+    in_runs = pairs["run"].map(periods).fillna(0.0).groupby(pairs["agent"]).sum().reindex(grouped.index)
+    calls, answered = grouped["calls_placed"], grouped["calls_answered"]
+    worked = grouped["busy_time_s"] + grouped["wrap_up_time_s"]
     out = pd.DataFrame({
         "agent": grouped.index.astype("object"),
         "agent_name": grouped["agent_name"].astype("object").to_numpy(),
-        "attempts": attempts.to_numpy(),
-        "completed": grouped["completed"].to_numpy(),
-        "connect_rate": (grouped["completed"] / attempts.where(attempts > 0)).to_numpy(),
-        "rejected": grouped["rejected"].to_numpy(),
+        "calls_placed": calls.to_numpy(),
+        "calls_answered": answered.to_numpy(),
+        "answer_rate": (answered / calls.where(calls > 0)).to_numpy(dtype="float64"),
+        "calls_refused": grouped["calls_refused"].to_numpy(),
         "talk_time_s": grouped["talk_time_s"].astype("int64").to_numpy(),
-        "mean_talk_time_s": (grouped["talk_time_s"] / grouped["completed"].where(grouped["completed"] > 0))
-        .to_numpy(),
-        "time_busy_s": grouped["time_busy_s"].round(3).to_numpy(),
-        "utilisation": (grouped["time_busy_s"] / span).to_numpy() if span > 0 else np.nan,
+        "average_talk_time_s": (grouped["talk_time_s"] / answered.where(answered > 0))
+        .to_numpy(dtype="float64"),
+        "busy_time_s": grouped["busy_time_s"].round(3).to_numpy(),
+        "wrap_up_time_s": grouped["wrap_up_time_s"].round(3).to_numpy(),
+        "time_in_runs_s": in_runs.round(3).to_numpy(),
+        "utilisation": (worked / in_runs.where(in_runs > 0)).to_numpy(dtype="float64"),
     })
     return out.reset_index(drop=True)
 
 
 def _attempts(a: pd.DataFrame, customers: pd.DataFrame, zone: str) -> pd.DataFrame:
     phone = pd.Series(customers["phone"].astype("object").to_numpy(), index=customers["id"].to_numpy())
-    ended = a["end_time"].fillna(a["terminal_at"])
-    counted = ended.where(a["state"] == "terminal", a["created_at"].where(a["state"] == "unknown"))
     return pd.DataFrame({
         "attempt_id": a["id"].astype("int64"),
         "run_id": a["run_id"].astype("Int64"),
@@ -462,9 +603,10 @@ def _attempts(a: pd.DataFrame, customers: pd.DataFrame, zone: str) -> pd.DataFra
         "start_time": local_times(a["start_time"], zone),
         "end_time": local_times(a["end_time"], zone),
         "confirmed_terminal": local_times(a["terminal_at"], zone),
-        "daily_report_date": local_dates(counted, zone),
+        "daily_report_date": local_dates(a["counted_at"], zone),
         "talk_time_s": a["talk"],
         "total_duration_s": a["total_duration"].astype("Int64"),
+        "wrap_up_s": a["wrap_up_seconds"],
         "recordings": a["recordings_text"].astype("object"),
         "error_category": a["error_category"].astype("object"),
         "error_code": a["error_code"].astype("Int64"),
@@ -474,59 +616,60 @@ def _attempts(a: pd.DataFrame, customers: pd.DataFrame, zone: str) -> pd.DataFra
     })
 
 
-def _measures(outcomes: pd.DataFrame, a: pd.DataFrame, runs: pd.DataFrame, inputs: Mapping[str, Any],
-              zone: str, as_of: float) -> tuple[Measure, ...]:
+def _figures(outcomes: pd.DataFrame, customers: pd.DataFrame, a: pd.DataFrame, runs: pd.DataFrame,
+             inputs: Mapping[str, Any], zone: str, as_of: float) -> tuple[Figure, ...]:
+    """Every Summary figure, in the Summary's order (names and definitions: the glossary)."""
     final = outcomes["final_status"]
     attempted = int((~final.isin(("not_attempted", "withdrawn"))).sum())
-    completed_customers = int((final == "completed").sum())
-    completed_calls = a.loc[a["call_status"] == "completed", "talk"]
-    span_start = a["created_at"].min() if len(a) else np.nan
-    span_end = a["terminal_at"].max() if len(a) else np.nan
+    placed = a["state"].isin(RANG_STATES)
+    answered = placed & (a["call_status"] == "completed")
+    reached = int(a.loc[answered, "customer_id"].nunique())
+    n_placed, n_answered = int(placed.sum()), int(answered.sum())
+    talk = int(a.loc[placed, "talk"].sum())
+    answered_talk = a.loc[answered, "talk"]
+    state = customers["state"]
 
     def when(epoch: Any) -> Any:
-        return local_datetime(None if epoch is None else float(epoch), zone)
+        return local_datetime(None if epoch is None or epoch != epoch else float(epoch), zone)
 
     def count(name: str) -> int | None:
         value = inputs.get(name)
         return int(value) if isinstance(value, int | float) else None
 
-    latest = runs.iloc[-1] if len(runs) else None
-    return (
-        Measure("customers", len(outcomes)),
-        Measure("attempted customers", attempted),
-        Measure("completed customers", completed_customers),
-        Measure("connect rate (completed / attempted customers)",
-                completed_customers / attempted if attempted else None, "percent"),
-        Measure("customers with a retry still due", int(outcomes["retry_pending"].sum())),
-        Measure("withdrawn customers (removed from the inputs)", int((final == "withdrawn").sum())),
-        Measure("calls that may have rung (placed, terminal, unknown)",
-                int(a["state"].isin(RANG_STATES).sum())),
-        Measure("Make Calls refused by the API (nothing rang)", int((a["state"] == "rejected").sum())),
-        Measure("calls with an unknown outcome", int((a["state"] == "unknown").sum())),
-        Measure("calls stuck now", int((a["state"].isin(OPEN_STATES) & a["stuck_at"].notna()).sum())),
-        Measure("completed calls", len(completed_calls)),
-        Measure("talk time, completed calls", int(completed_calls.sum()), "duration"),
-        Measure("mean talk time, completed calls",
-                float(completed_calls.mean()) if len(completed_calls) else None, "duration"),
-        Measure("median talk time, completed calls",
-                float(completed_calls.median()) if len(completed_calls) else None, "duration"),
-        Measure("talk time, all calls", int(a["talk"].sum()), "duration"),
-        Measure("input rows read", count("rows_read")),
-        Measure("valid input rows", count("valid")),
-        Measure("rejected input rows", count("rejected")),
-        Measure("duplicate input rows", count("duplicates")),
-        Measure("suppressed (do-not-call)", count("suppressed")),
-        Measure("agents in the roster", count("agents")),
-        Measure("agents rejected from the roster", count("agents_rejected")),
-        Measure("runs", len(runs)),
-        Measure("latest run started", when(latest["started_at"]) if latest is not None else None,
-                "datetime"),
-        Measure("latest run ended", when(latest["ended_at"]) if latest is not None else None, "datetime"),
-        Measure("latest run status", str(latest["status"]) if latest is not None else None, "text"),
-        Measure("first call created", when(span_start), "datetime"),
-        Measure("last call confirmed over", when(span_end), "datetime"),
-        Measure("figures as of", when(as_of), "datetime"),
-    )
+    def ratio(num: float, den: float) -> float | None:
+        return num / den if den else None
+
+    by_name: dict[str, Any] = {
+        "customers": len(outcomes),
+        "customers_attempted": attempted,
+        "customers_reached": reached,
+        "reach_rate": ratio(reached, attempted),
+        "calls_placed": n_placed,
+        "calls_answered": n_answered,
+        "answer_rate": ratio(n_answered, n_placed),
+        "talk_time": talk,
+        "average_talk_time": ratio(talk, n_answered),
+        "attempts_per_customer": ratio(n_placed, attempted),
+        "still_to_call": int(state.isin(values(UNFINISHED_CUSTOMER)).sum()),
+        "retries_due": int(outcomes["retry_pending"].sum()),
+        "customers_withdrawn": int((state == CustomerState.WITHDRAWN).sum()),
+        "calls_refused": int((a["state"] == AttemptState.REJECTED).sum()),
+        "calls_unknown": int((a["state"] == AttemptState.UNKNOWN).sum()),
+        "calls_stuck": int((a["state"].isin(OPEN_STATES) & a["stuck_at"].notna()).sum()),
+        "median_talk_time": float(answered_talk.median()) if len(answered_talk) else None,
+        "rows_read": count("rows_read"),
+        "rows_valid": count("valid"),
+        "rows_rejected": count("rejected"),
+        "rows_duplicate": count("duplicates"),
+        "rows_suppressed": count("suppressed"),
+        "agents": count("agents"),
+        "agents_rejected": count("agents_rejected"),
+        "runs": len(runs),
+        "first_call": when(a["created_at"].min() if len(a) else None),
+        "last_call_over": when(a["terminal_at"].max() if len(a) else None),
+        "as_of": when(as_of),
+    }
+    return tuple(figure(name, value) for name, value in by_name.items())
 
 
 # --------------------------------------------------------------------------- writing
@@ -537,86 +680,140 @@ def default_folder(report: CampaignReport) -> Path:
     return campaign_reports_dir(report.campaign, report.run_date)
 
 
+def workbook_sheets(report: CampaignReport) -> list[Table | CustomSheet]:
+    """The workbook's sheets in order: Summary (for managers), Agents, By hour, Outcomes, Attempts
+    (codes, for machines), Runs, Glossary."""
+    return [CustomSheet("Summary", lambda ws: fill_summary(ws, report)), report.agents_table(),
+            report.hours_table(), report.outcomes_sheet_table(), report.attempts_table(),
+            report.runs_table(), glossary_table(title=report.page_title)]
+
+
 def write_campaign_report(report: CampaignReport, folder: Path | None = None) -> list[Path]:
     """Write ``outcomes.csv`` and ``outcomes.xlsx``; returns the paths written."""
     folder = folder or default_folder(report)
     csv_path, xlsx_path = folder / "outcomes.csv", folder / "outcomes.xlsx"
-    outcomes = report.outcomes_table()
-    write_csv(outcomes, csv_path)
-    write_workbook(xlsx_path, [outcomes, CustomSheet("Summary", lambda ws: _fill_summary(ws, report)),
-                               report.agents_table(), report.attempts_table()])
+    write_csv(report.outcomes_table(), csv_path)
+    write_workbook(xlsx_path, workbook_sheets(report))
     return [csv_path, xlsx_path]
 
 
-def _fill_summary(ws: Any, report: CampaignReport) -> None:
-    from openpyxl.chart import BarChart, Reference
+SUMMARY_AGENTS = 10
+"""Agents named on the Summary (most talk time first); all of them are on the Agents sheet."""
 
-    statuses = report.statuses_table()
-    n = len(report.statuses)
-    for col, name in enumerate(statuses.frame.columns, start=1):
-        put(ws, 1, col, statuses.header(str(name)))
-    for r, row in enumerate(statuses.frame.itertuples(index=False, name=None), start=2):
-        for col, (name, value) in enumerate(zip(statuses.frame.columns, row, strict=True), start=1):
-            put(ws, r, col, value, statuses.kind(str(name)))
-    style_header_row(ws, 1, 3)
-    ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:C{n + 1}"
+SUMMARY_RUNS = 5
+"""Runs listed on the Summary (latest first); all of them are on the Runs sheet."""
 
-    r = n + 3
-    put(ws, r, 1, "measure")
-    put(ws, r, 2, "value")
-    style_header_row(ws, r, 2)
-    for m in report.measures:
-        r += 1
-        label = f"{m.name} ({report.timezone})" if m.kind == "datetime" else m.name
-        put(ws, r, 1, label)
-        put(ws, r, 2, m.value, m.kind)
 
-    r += 2
-    runs = report.runs_table()
-    for col, name in enumerate(runs.frame.columns, start=1):
-        put(ws, r, col, runs.header(str(name)))
-    style_header_row(ws, r, len(runs.frame.columns))
-    for row in runs.frame.itertuples(index=False, name=None):
-        r += 1
-        for col, (name, value) in enumerate(zip(runs.frame.columns, row, strict=True), start=1):
-            put(ws, r, col, value, runs.kind(str(name)))
+def period_line(report: CampaignReport) -> str:
+    """``Period: ... to ... (zone) · Status: ...``: the title's second line, on every surface."""
+    first, last = report.figure("first_call"), report.figure("last_call_over")
+    if first is None:
+        period = "no call yet"
+    else:
+        end = last if last is not None and report.figure("calls_stuck") == 0 else report.figure("as_of")
+        period = f"{display(first, 'datetime')} to {display(end, 'datetime')}"
+    status = run_status_label(report.status)
+    reason = (report.status_reason or "").strip()
+    if reason and reason.lower() not in status.lower():
+        status = f"{status} ({reason})"
+    return f"Period: {period} ({report.timezone}). Status: {status}."
 
-    for letter, width in zip("ABCDE", (52, 22, 22, 12, 40), strict=True):
-        ws.column_dimensions[letter].width = width
 
-    chart = BarChart()
-    chart.type = "bar"  # horizontal: status names stay readable
-    chart.title = f"Customers by final status ({report.campaign})"
-    chart.y_axis.title = "customers"
-    chart.legend = None
-    chart.add_data(Reference(ws, min_col=2, min_row=1, max_row=n + 1), titles_from_data=True)
-    chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=n + 1))
-    chart.height, chart.width = 9.0, 16.0
-    ws.add_chart(chart, "G2")
+def fill_summary(ws: Any, report: CampaignReport) -> None:
+    """The Summary sheet: title, headline figures with definitions, outcomes in words, the agents
+    with most talk time, more figures, the latest runs; three charts beside them; one printed page."""
+    from openpyxl.chart import Reference
+
+    layout = Layout(ws, (34, 20, 76))
+    as_of = display(report.figure("as_of"), "datetime")
+    layout.title(f"{report.campaign}: call outcomes",
+                 [period_line(report),
+                  f"Figures as of {as_of} ({report.timezone}). Every figure is defined on the Glossary "
+                  "sheet; outcome codes for machines are in outcomes.csv and the Attempts sheet."])
+    layout.block(("Headline figure", "Value", "What it means"),
+                 [(Cell(f.label), Cell(f.value, f.kind), Cell(f.definition)) for f in report.headline])
+
+    statuses = report.statuses[report.statuses["customers"] > 0]
+    total = len(report.outcomes)
+    first, last = layout.block(
+        ("Outcome", "Customers", "Share of all customers"),
+        [(Cell(o), Cell(int(n), "int"), Cell(float(sh), "percent"))
+         for o, n, sh in statuses[["outcome", "customers", "share"]].itertuples(index=False, name=None)],
+        total=(Cell("All customers"), Cell(total, "int"), Cell(1.0 if total else None, "percent")))
+    if len(statuses):
+        layout.bar_chart("Customers by outcome", [references(ws, 2, first, last)],
+                         references(ws, 1, first, last, with_title=False), horizontal=True)
+
+    hours = report.hours
+    if len(hours):
+        n = len(hours) + 1
+        layout.bar_chart("Calls by hour of the day",
+                         [Reference(range_string=f"'By hour'!$B$1:$B${n}"),
+                          Reference(range_string=f"'By hour'!$C$1:$C${n}")],
+                         Reference(range_string=f"'By hour'!$A$2:$A${n}"))
+
+    agents = report.agents.sort_values(["talk_time_s", "agent"], ascending=[False, True], kind="stable")
+    top = agents.head(SUMMARY_AGENTS)
+    if len(top):
+        rows = []
+        for r in top.itertuples(index=False):
+            detail = (f"{int(r.calls_placed):,d} calls placed, {display(r.answer_rate, 'percent') or '-'} "
+                      f"answered, {display(r.utilisation, 'percent') or '-'} utilisation")
+            rows.append((Cell(r.agent_name if isinstance(r.agent_name, str) and r.agent_name else r.agent),
+                         Cell(int(r.talk_time_s), "duration"), Cell(detail)))
+        more = f"{len(agents)} agents in all: see the Agents sheet." if len(agents) > len(top) else None
+        first, last = layout.block((f"Agents, most talk time first (top {len(top)})", "Talk time",
+                                    "Calls placed, answer rate, utilisation"), rows, note=more)
+        layout.bar_chart("Talk time per agent", [references(ws, 2, first, last)],
+                         references(ws, 1, first, last, with_title=False), horizontal=True,
+                         number_format="[h]:mm")
+
+    shown = {f.name for f in report.headline}
+    layout.block(("More figures", "Value", "What it means"),
+                 [(Cell(f.label), Cell(f.value, f.kind), Cell(f.definition))
+                  for f in report.figures if f.name not in shown and f.name != "as_of"])
+
+    runs = report.runs.tail(SUMMARY_RUNS).iloc[::-1]
+    if len(runs):
+        rows = []
+        for r in runs.itertuples(index=False):
+            ran = (r.ended - r.started).total_seconds() if not pd.isna(r.ended) else None
+            status = str(r.status) + (f": {r.reason}" if isinstance(r.reason, str) and r.reason else "")
+            rows.append((Cell(r.started, "datetime"), Cell(ran, "duration"), Cell(status)))
+        more = (f"{len(report.runs)} runs in all: see the Runs sheet." if len(report.runs) > len(runs)
+                else None)
+        layout.block((f"Latest runs: started ({report.timezone})", "Ran for", "Status"), rows, note=more)
+
+    print_setup(ws, title=report.page_title, fit_height=1, repeat_header=False)
+    ws.print_area = f"A1:{layout.print_right}{layout.last_row}"
+    ws.sheet_view.showGridLines = False
 
 
 # --------------------------------------------------------------------------- Markdown and artifacts
 
 
 def campaign_report_markdown(report: CampaignReport, *, agent_rows: int = 50) -> str:
-    """The Summary and Agents tables as Markdown (for a Prefect artifact)."""
-    as_of = display(local_datetime(report.as_of, report.timezone), "datetime")
-    lines = [f"# Campaign `{report.campaign}`: outcomes", "",
-             f"As of {as_of} ({report.timezone}).", "",
-             markdown_table(report.statuses_table()), "",
-             "| measure | value |", "| --- | ---: |"]
-    for m in report.measures:
-        label = f"{m.name} ({report.timezone})" if m.kind == "datetime" else m.name
-        lines.append(f"| {label} | {display(m.value, m.kind)} |")
+    """The Summary as Markdown (a Prefect artifact): title, headline figures, outcomes, agents."""
+    lines = [f"# Campaign `{report.campaign}`: call outcomes", "", period_line(report), "",
+             f"Figures as of {display(report.figure('as_of'), 'datetime')} ({report.timezone}).", "",
+             figures_markdown(report.headline), "", "## Outcomes", "",
+             "| outcome | customers | share |", "| --- | ---: | ---: |"]
+    for o, n, sh in report.statuses[["outcome", "customers", "share"]].itertuples(index=False, name=None):
+        if n:
+            lines.append(f"| {o} | {int(n):,d} | {display(sh, 'percent')} |")
     lines += ["", "## Agents", ""]
     lines.append(markdown_table(report.agents_table(), limit=agent_rows) if len(report.agents)
                  else "No agent was dialled.")
+    shown = {f.name for f in report.headline}
+    lines += ["", "## More figures", "",
+              figures_markdown(f for f in report.figures if f.name not in shown and f.name != "as_of")]
     return "\n".join(lines) + "\n"
 
 
 def campaign_report_table(report: CampaignReport) -> list[dict[str, Any]]:
-    """Customers per final status as a list of dicts (for a Prefect table artifact)."""
-    return [{"final_status": str(s), "customers": int(c),
+    """Customers per outcome as a list of dicts (for a Prefect table artifact): the outcome in words,
+    its code, customers and share in percent."""
+    return [{"outcome": str(o), "final_status": str(s), "customers": int(c),
              "share_pct": None if sh != sh else round(float(sh) * 100, 1)}
-            for s, c, sh in report.statuses.itertuples(index=False, name=None)]
+            for s, o, c, sh in report.statuses[["final_status", "outcome", "customers", "share"]]
+            .itertuples(index=False, name=None)]

@@ -3,8 +3,8 @@ old file or the new one, never half of one).
 
 CSV: UTF-8 with a byte-order mark (so Excel does not read it as the local code page), CRLF line ends,
 times as ``yyyy-mm-dd hh:mm:ss`` in the table's zone, durations as plain seconds (``*_s`` columns),
-ratios as numbers, booleans as TRUE/FALSE, and formula-like text neutralised with a leading quote
-(see :mod:`ccm_tasks.reports.tables`).
+ratios as numbers, booleans as TRUE/FALSE, and formula-like text neutralised with a leading quote,
+except clean E.164 numbers in phone columns (the rule: :mod:`ccm_tasks.reports.tables`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def csv_frame(table: Table) -> pd.DataFrame:
     for column in table.frame.columns:
         values = table.frame[column]
         kind = table.kind(column)
-        if kind == "text":
-            cells = csv_safe_series(values)
+        if kind in ("text", "phone"):
+            cells = csv_safe_series(values, phone=kind == "phone")
         elif kind == "datetime":
             cells = values.dt.strftime("%Y-%m-%d %H:%M:%S")
         elif kind == "date":
@@ -42,7 +42,7 @@ def csv_frame(table: Table) -> pd.DataFrame:
                                for v in values.tolist()], index=values.index, dtype="object")
         elif kind in ("percent", "rate_change"):
             cells = values.astype("float64").round(6)
-        elif kind == "duration" and pd.api.types.is_float_dtype(values.dtype):
+        elif kind in ("duration", "duration_change", "float") and pd.api.types.is_float_dtype(values.dtype):
             cells = values.round(2)
         else:
             cells = values
@@ -53,6 +53,11 @@ def csv_frame(table: Table) -> pd.DataFrame:
 def write_text(path: Path, text: str) -> None:
     """Write a UTF-8 text file atomically."""
     _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write a binary file (a chart image) atomically."""
+    _atomic(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def _atomic(path: Path, write: Callable[[str], object]) -> None:

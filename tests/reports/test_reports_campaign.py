@@ -1,8 +1,10 @@
-"""The campaign outcome report: definitions, the workbook read back, CSV, formula safety, time zones."""
+"""The campaign outcome report: definitions, the workbook read back, CSV, formula safety, time zones,
+the manager's Summary and the figure vocabulary."""
 
 from __future__ import annotations
 
 import csv
+import re
 import zipfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -14,14 +16,18 @@ import pytest
 from report_ledgers import LedgerBuilder, epoch
 
 from ccm_tasks.reports import (
+    FIGURES,
     UnknownCampaign,
     build_campaign_report,
     build_daily_report,
     campaign_report_markdown,
     campaign_report_table,
+    figures_json,
+    headline_figures,
     write_campaign_report,
 )
 from ccm_tasks.reports import xlsx as xlsx_module
+from ccm_tasks.reports.glossary import HEADLINE, OUTCOME_LABELS
 
 PHONES = [f"+9199531234{i:02d}" for i in range(8)]
 INJECTIONS = ['=HYPERLINK("http://evil.example","click")', "+1+1", "-2", "@SUM(A1)", "\tx", "\rx"]
@@ -41,8 +47,9 @@ def mixed(builder: LedgerBuilder) -> LedgerBuilder:
                                                "suppressed": 1, "agents": 3, "agents_rejected": 0})
     b = builder
     # 0: completed at 2026-11-20T23:30Z = 05:00 IST on the 21st, with a recording.
-    b.call(cid, run, PHONES[0], "a1", at=epoch("2026-11-20T23:30:00Z"), talk=125, duration=200,
-           recordings=["https://rec.example/1.mp3", "https://rec.example/1b.mp3"])
+    first = b.call(cid, run, PHONES[0], "a1", at=epoch("2026-11-20T23:30:00Z"), talk=125, duration=200,
+                   recordings=["https://rec.example/1.mp3", "https://rec.example/1b.mp3"])
+    b.wrap_up(first, 30)  # after-call work the dialler gave a1
     # 1: refused once (agent busy), then unanswered: a retry is due.
     b.rejected(cid, run, PHONES[1], "a2", at=epoch("2026-11-20T23:31:00Z"))
     b.call(cid, run, PHONES[1], "a2", at=epoch("2026-11-20T23:32:00Z"), status="customer_unanswered",
@@ -67,6 +74,21 @@ def _rows(path: Path, sheet: str) -> tuple[list[str], list[dict[str, Any]]]:
     values = list(ws.iter_rows(values_only=True))
     header = [str(h) for h in values[0]]
     return header, [dict(zip(header, row, strict=True)) for row in values[1:]]
+
+
+def _summary_blocks(ws: Any) -> dict[str, dict[Any, tuple[Any, ...]]]:
+    """The Summary's blocks read back: heading text -> {first cell: (the other cells)}."""
+    blocks: dict[str, dict[Any, tuple[Any, ...]]] = {}
+    current: dict[Any, tuple[Any, ...]] | None = None
+    for row in ws.iter_rows(min_row=1, max_col=3):
+        a = row[0].value
+        if a is None:
+            current = None
+        elif row[0].font.bold and row[0].fill.fgColor.rgb not in (None, "00000000"):
+            current = blocks.setdefault(str(a), {})
+        elif current is not None:
+            current[a] = tuple(c.value for c in row[1:])
+    return blocks
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -94,29 +116,75 @@ def test_outcomes_follow_the_definitions(mixed: LedgerBuilder) -> None:
     # the input's extra columns first, in their order; one named like ours is renamed
     assert list(report.outcomes.columns[:3]) == ["name", "city", "agent (input)"]
     assert report.extra_columns == ("name", "city", "agent (input)")
-    assert report.measure("connect rate (completed / attempted customers)") == pytest.approx(2 / 6)
-    assert report.measure("customers with a retry still due") == 1
-    assert report.measure("talk time, completed calls") == 425
-    assert report.measure("median talk time, completed calls") == pytest.approx(212.5)
-    assert report.measure("rejected input rows") == 2 and report.measure("suppressed (do-not-call)") == 1
+    # reach rate (per customer): reached 0 and 2 / attempted 0-5 (not 6 never dialled, not 7 withdrawn)
+    assert report.figure("customers_attempted") == 6 and report.figure("customers_reached") == 2
+    assert report.figure("reach_rate") == pytest.approx(2 / 6)
+    # answer rate (per call): 2 completed / 6 placed (not the refused one, not the one in flight)
+    assert report.figure("calls_placed") == 6 and report.figure("calls_answered") == 2
+    assert report.figure("answer_rate") == pytest.approx(2 / 6)
+    assert report.figure("attempts_per_customer") == pytest.approx(6 / 6)
+    assert report.figure("still_to_call") == 4  # retry due, stuck, in flight, never dialled
+    assert report.figure("retries_due") == 1
+    assert report.figure("talk_time") == 425
+    assert report.figure("average_talk_time") == pytest.approx(212.5)
+    assert report.figure("median_talk_time") == pytest.approx(212.5)
+    assert report.figure("rows_rejected") == 2 and report.figure("rows_suppressed") == 1
     assert report.run_date == date(2026, 11, 21)  # the run started 04:30 IST on the 21st
 
 
 def test_agents_follow_the_definitions(mixed: LedgerBuilder) -> None:
     report = build_campaign_report(mixed.ledger, "mixed", now=NOW)
     agents = report.agents.set_index("agent")
-    assert agents["attempts"].to_dict() == {"a1": 3, "a2": 2, "a3": 2}  # in-flight counts, refused not
-    assert agents["rejected"].to_dict() == {"a1": 0, "a2": 1, "a3": 0}
-    assert agents["completed"].to_dict() == {"a1": 1, "a2": 0, "a3": 1}
-    assert agents.loc["a1", "connect_rate"] == pytest.approx(1 / 3)
+    # calls placed, as everywhere: neither the refused Make Call nor the one still in flight
+    assert agents["calls_placed"].to_dict() == {"a1": 2, "a2": 2, "a3": 2}
+    assert agents["calls_refused"].to_dict() == {"a1": 0, "a2": 1, "a3": 0}
+    assert agents["calls_answered"].to_dict() == {"a1": 1, "a2": 0, "a3": 1}
+    assert agents.loc["a1", "answer_rate"] == pytest.approx(1 / 2)
     assert agents["talk_time_s"].to_dict() == {"a1": 125, "a2": 0, "a3": 300}
-    # a1: 206 s + 36 s terminal calls, the in-flight one from 01:00Z to NOW (3600 s)
-    assert agents.loc["a1", "time_busy_s"] == pytest.approx(206 + 36 + 3600)
+    assert agents.loc["a3", "average_talk_time_s"] == pytest.approx(300)
+    # a1: 206 s + 36 s terminal calls, the in-flight one from 01:00Z to NOW (3600 s): it holds a1
+    assert agents.loc["a1", "busy_time_s"] == pytest.approx(206 + 36 + 3600)
     # a2: refused 0.5 s + 46 s + unknown outcome held until its 600 s quarantine ended
-    assert agents.loc["a2", "time_busy_s"] == pytest.approx(0.5 + 46 + 600)
-    span = NOW - epoch("2026-11-20T23:30:00Z")  # calls still open: the span runs to "as of"
-    assert agents.loc["a1", "utilisation"] == pytest.approx((206 + 36 + 3600) / span)
+    assert agents.loc["a2", "busy_time_s"] == pytest.approx(0.5 + 46 + 600)
+    assert agents["wrap_up_time_s"].to_dict() == {"a1": 30, "a2": 0, "a3": 0}
+    # the run is still going: each agent's time in runs runs from its start to "as of"
+    in_run = NOW - epoch("2026-11-20T23:00:00Z")
+    assert agents["time_in_runs_s"].to_dict() == {"a1": in_run, "a2": in_run, "a3": in_run}
+    assert agents.loc["a1", "utilisation"] == pytest.approx((206 + 36 + 3600 + 30) / in_run)
     assert (agents["utilisation"] <= 1).all()
+    totals = report.agent_totals
+    assert (totals["calls_placed"], totals["calls_answered"], totals["talk_time_s"]) == (6, 2, 425)
+    assert totals["talk_time_s"] == report.figure("talk_time")  # the agents add up to the Summary
+    assert totals["utilisation"] == pytest.approx(
+        (agents["busy_time_s"].sum() + 30) / (3 * in_run))
+
+
+def test_time_in_runs_counts_the_runs_an_agent_worked(builder: LedgerBuilder) -> None:
+    """A finished run counts start to end; a run killed without an end (interrupted) to its last
+    call's end, wrap-up included; a run the agent had no call in does not count for it."""
+    phones = [f"+9199000001{i:02d}" for i in range(4)]
+    cid, run1 = builder.campaign("runs", phones, at=epoch("2026-11-21T04:00:00Z"))
+    call = builder.call(cid, run1, phones[0], "a1", at=epoch("2026-11-21T04:10:00Z"), duration=100)
+    builder.wrap_up(call, 20)
+    builder.finish_run(run1, epoch("2026-11-21T05:00:00Z"), "window_closed", "the window closed at 10:30")
+    run2 = builder.start_run(cid, epoch("2026-11-22T04:00:00Z"))
+    last = builder.call(cid, run2, phones[1], "a1", at=epoch("2026-11-22T04:30:00Z"), duration=60,
+                        confirm_delay=4)
+    builder.wrap_up(last, 15)
+    builder.call(cid, run2, phones[2], "a2", at=epoch("2026-11-22T04:20:00Z"), duration=60)
+    builder.mark_run(run2, "interrupted")  # killed; a later run noticed
+    report = build_campaign_report(builder.ledger, "runs", now=epoch("2026-11-23T00:00:00Z"))
+    agents = report.agents.set_index("agent")
+    run2_end = epoch("2026-11-22T04:30:00Z") + 1 + 60 + 4 + 15  # a1's last call confirmed, + wrap-up
+    run2_start = epoch("2026-11-22T04:00:00Z")
+    assert agents.loc["a1", "time_in_runs_s"] == pytest.approx(3600 + run2_end - run2_start)
+    assert agents.loc["a2", "time_in_runs_s"] == pytest.approx(run2_end - run2_start)
+    assert agents.loc["a1", "wrap_up_time_s"] == 35
+    busy = agents.loc["a1", "busy_time_s"]
+    assert agents.loc["a1", "utilisation"] == pytest.approx((busy + 35) / agents.loc["a1", "time_in_runs_s"])
+    assert list(report.runs["status"]) == ["Calling window closed",
+                                           "Interrupted (killed; noticed by a later run)"]
+    assert list(report.runs["status_code"]) == ["window_closed", "interrupted"]
 
 
 def test_workbook_round_trip_matches_the_ledger(mixed: LedgerBuilder) -> None:
@@ -124,10 +192,10 @@ def test_workbook_round_trip_matches_the_ledger(mixed: LedgerBuilder) -> None:
     csv_path, xlsx_path = write_campaign_report(report)
     assert xlsx_path == Path(xlsx_path.parent.parent.parent / "mixed" / "2026-11-21" / "outcomes.xlsx")
     wb = openpyxl.load_workbook(xlsx_path)
-    assert wb.sheetnames == ["Outcomes", "Summary", "Agents", "Attempts"]
+    assert wb.sheetnames == ["Summary", "Agents", "By hour", "Outcomes", "Attempts", "Runs", "Glossary"]
 
     header, outcomes = _rows(xlsx_path, "Outcomes")
-    assert header == ["name", "city", "agent (input)", "customer_contact_uri", "final_status",
+    assert header == ["name", "city", "agent (input)", "customer_contact_uri", "final_status", "outcome",
                       "retry_pending", "attempts", "agent", "agent_name", "last_call_sid",
                       "first_attempt (Asia/Kolkata)", "last_attempt (Asia/Kolkata)", "talk_time",
                       "recordings", "source_file", "source_sheet", "source_row"]
@@ -136,6 +204,7 @@ def test_workbook_round_trip_matches_the_ledger(mixed: LedgerBuilder) -> None:
         ledger_talk = conn.exec_driver_sql("SELECT SUM(COALESCE(total_talk_time, 0)) FROM attempts").scalar()
     assert sum((r["talk_time"] for r in outcomes), timedelta()) == timedelta(seconds=ledger_talk)
     assert outcomes[6]["city"] == "Pune"  # the control character was dropped, the rest kept
+    assert [r["outcome"] for r in outcomes][:2] == ["Customer answered", "Customer did not answer"]
 
     _, attempts = _rows(xlsx_path, "Attempts")
     assert len(attempts) == mixed.ledger.count("attempts")
@@ -147,26 +216,29 @@ def test_workbook_round_trip_matches_the_ledger(mixed: LedgerBuilder) -> None:
     assert [r["attempt_id"] for r in attempts if r["stuck"]] == [
         int(report.attempts.loc[report.attempts["stuck"], "attempt_id"].iloc[0])]
 
-    summary = wb["Summary"]
-    counts = {}
-    for status, customers, share in summary.iter_rows(min_row=2, max_row=8, max_col=3, values_only=True):
-        counts[status] = (customers, share)
-    assert counts == {"completed": (2, 0.25), "customer_unanswered": (1, 0.125), "unknown": (1, 0.125),
-                      "stuck": (1, 0.125), "in_progress": (1, 0.125), "not_attempted": (1, 0.125),
-                      "withdrawn": (1, 0.125)}
-    measures = {row[0]: row[1] for row in summary.iter_rows(min_row=10, max_col=2, values_only=True)
-                if row[0]}
-    assert measures["talk time, completed calls"] == timedelta(seconds=425)
-    assert measures["duplicate input rows"] == 1
-    assert measures["runs"] == 1
-    with zipfile.ZipFile(xlsx_path) as package:  # openpyxl does not load charts back; the part is there
-        chart = package.read("xl/charts/chart1.xml").decode()
-    assert "barChart" in chart and "Summary" in chart
+    summary = _summary_blocks(wb["Summary"])
+    assert summary["Outcome"] == {
+        "Customer answered": (2, 0.25), "Customer did not answer": (1, 0.125),
+        "Outcome unknown (may have rung)": (1, 0.125), "Call stuck (no end reported)": (1, 0.125),
+        "Being called now": (1, 0.125), "Not called yet": (1, 0.125), "Withdrawn from the list": (1, 0.125),
+        "All customers": (8, 1.0)}
+    figures = {**summary["Headline figure"], **summary["More figures"]}
+    assert figures["Talk time"][0] == timedelta(seconds=425)
+    assert figures["Duplicate rows"][0] == 1
+    assert figures["Runs"][0] == 1
+    with zipfile.ZipFile(xlsx_path) as package:  # openpyxl does not load charts back; the parts are there
+        charts = [package.read(f"xl/charts/chart{i}.xml").decode() for i in (1, 2, 3)]
+    assert all("barChart" in chart for chart in charts)
+    assert "Summary" in charts[0] and "'By hour'" in charts[1] and "Summary" in charts[2]
 
     header, agents = _rows(xlsx_path, "Agents")
-    assert header[:6] == ["agent", "agent_name", "attempts", "completed", "connect_rate", "rejected"]
-    assert {r["agent"]: r["attempts"] for r in agents} == {"a1": 3, "a2": 2, "a3": 2}
-    assert sum((r["talk_time"] for r in agents), timedelta()) == measures["talk time, completed calls"]
+    assert header[:6] == ["Agent", "Name", "Calls placed", "Calls answered", "Answer rate",
+                          "Make Calls refused"]
+    *agents, total = agents
+    assert {r["Agent"]: r["Calls placed"] for r in agents} == {"a1": 2, "a2": 2, "a3": 2}
+    assert sum((r["Talk time"] for r in agents), timedelta()) == figures["Talk time"][0]
+    assert (total["Agent"], total["Calls placed"], total["Talk time"]) == ("All agents", 6,
+                                                                           timedelta(seconds=425))
 
     rows = _csv(csv_path)
     assert len(rows) == len(outcomes)
@@ -179,21 +251,36 @@ def test_workbook_round_trip_matches_the_ledger(mixed: LedgerBuilder) -> None:
 def test_formatting_header_frozen_filtered_durations_dates(mixed: LedgerBuilder) -> None:
     _, xlsx_path = write_campaign_report(build_campaign_report(mixed.ledger, "mixed", now=NOW))
     wb = openpyxl.load_workbook(xlsx_path)
-    expected_filter = {"Outcomes": "A1:Q9", "Summary": "A1:C8", "Agents": "A1:J4", "Attempts": "A1:X9"}
-    for ws in wb.worksheets:
+    # Table sheets: header frozen, filtered, bold; the Summary is laid out by hand (no filter).
+    expected_filter = {"Outcomes": "A1:R9", "Agents": "A1:L4", "Attempts": "A1:Y9", "By hour": "A1:E2",
+                       "Runs": "A1:F2", "Glossary": f"A1:C{len(FIGURES) + len(OUTCOME_LABELS) + 12}"}
+    for title, ref in expected_filter.items():
+        ws = wb[title]
         assert ws.freeze_panes == "A2", ws.title
-        assert ws.auto_filter.ref == expected_filter[ws.title]
+        assert ws.auto_filter.ref == ref, ws.title
         assert all(cell.font.bold for cell in ws[1] if cell.value is not None), ws.title
+    for ws in wb.worksheets:  # print-ready: landscape, one page wide, titled and numbered pages
+        setup = ws.page_setup
+        assert (setup.orientation, setup.fitToWidth, ws.sheet_properties.pageSetUpPr.fitToPage) == (
+            "landscape", 1, True), ws.title
+        assert setup.fitToHeight == (1 if ws.title == "Summary" else 0), ws.title
+        assert ws.oddFooter.center.text == "Page &P of &N", ws.title
+        assert ws.oddHeader.left.text == "mixed: call outcomes", ws.title
+        if ws.title != "Summary":
+            assert ws.print_title_rows == "$1:$1", ws.title  # the header row on every page
     outcomes = wb["Outcomes"]
-    talk, first = outcomes["M2"], outcomes["K2"]
+    talk, first = outcomes["N2"], outcomes["L2"]
     assert talk.value == timedelta(seconds=125) and talk.number_format == "[h]:mm:ss"
     assert first.value == datetime(2026, 11, 21, 5, 0) and first.number_format == "yyyy-mm-dd hh:mm:ss"
-    assert outcomes.column_dimensions["K"].width >= 20  # a time fits
+    assert outcomes.column_dimensions["L"].width >= 20  # a time fits
     agents = wb["Agents"]
-    for col in "GHI":  # talk time, mean talk time, time busy
+    for col in "GIJK":  # talk time, busy, wrap-up, time in runs (H, the average, is blank for a2)
         assert agents[f"{col}2"].number_format == "[h]:mm:ss"
         assert isinstance(agents[f"{col}2"].value, timedelta)
     assert agents["E2"].number_format == "0.0%"
+    total = agents["A5"]
+    assert total.value == "All agents" and total.font.bold and agents["G5"].font.bold
+    assert agents["G5"].number_format == "[h]:mm:ss" and agents["G5"].value == timedelta(seconds=425)
     assert wb["Attempts"]["P2"].number_format == "yyyy-mm-dd"  # daily_report_date
 
 
@@ -202,7 +289,8 @@ def test_formula_injection_is_neutralised_in_csv_and_xlsx(mixed: LedgerBuilder) 
     rows = _csv(csv_path)
     for i, payload in enumerate(INJECTIONS):
         assert rows[i]["name"] == "'" + payload  # CR survives inside a quoted CSV field
-    assert rows[0]["customer_contact_uri"] == "'" + PHONES[0]  # Excel would make it 9.19953E+11
+    # A clean E.164 number in the phone column is re-importable as it is (it cannot carry a payload).
+    assert [r["customer_contact_uri"] for r in rows] == PHONES
     assert rows[0]["city"] == "City 0"
 
     ws = openpyxl.load_workbook(xlsx_path)["Outcomes"]
@@ -230,7 +318,7 @@ def test_times_are_in_the_campaign_zone(builder: LedgerBuilder) -> None:
     assert india.attempts.loc[0, "daily_report_date"] == pd.Timestamp("2026-11-21")
     _, xlsx_path = write_campaign_report(india)
     assert xlsx_path.parent.name == "2026-11-21"
-    assert openpyxl.load_workbook(xlsx_path)["Outcomes"]["H2"].value == datetime(2026, 11, 21, 5, 0)
+    assert openpyxl.load_workbook(xlsx_path)["Outcomes"]["I2"].value == datetime(2026, 11, 21, 5, 0)
 
     newyork = build_campaign_report(builder.ledger, "newyork")
     assert newyork.outcomes.loc[0, "first_attempt"] == pd.Timestamp("2026-11-20 18:30:00")
@@ -239,7 +327,7 @@ def test_times_are_in_the_campaign_zone(builder: LedgerBuilder) -> None:
 
     # The call ended 05:01:01 IST on the 21st: the daily report of the 21st counts it, not the 20th's.
     assert build_daily_report(builder.ledger, date(2026, 11, 21)).by_campaign.set_index("campaign").loc[
-        "india", "attempts"] == 1
+        "india", "calls_placed"] == 1
     assert "india" not in set(build_daily_report(builder.ledger, date(2026, 11, 20)).by_campaign["campaign"])
 
 
@@ -254,12 +342,16 @@ def test_times_truncate_to_the_second(builder: LedgerBuilder) -> None:
 def test_markdown_and_artifact_table(mixed: LedgerBuilder) -> None:
     report = build_campaign_report(mixed.ledger, "mixed", now=NOW)
     text = campaign_report_markdown(report)
-    assert "| completed | 2 | 25.0% |" in text
-    assert "| withdrawn | 1 | 12.5% |" in text
-    assert "## Agents" in text and "| a1 | Agent a1 | 3 | 1 | 33.3% | 0 | 0:02:05 |" in text
-    assert "| talk time, completed calls | 0:07:05 |" in text
+    assert "| Customer answered | 2 | 25.0% |" in text
+    assert "| Withdrawn from the list | 1 | 12.5% |" in text
+    assert "## Agents" in text and "| a1 | Agent a1 | 2 | 1 | 50.0% | 0 | 0:02:05 |" in text
+    assert "| **All agents** | **3 agents** | **6** | **2** | **33.3%** |" in text
+    assert f"| Talk time | 0:07:05 | {FIGURES['talk_time'].definition} |" in text
+    assert f"| Reach rate | 33.3% | {FIGURES['reach_rate'].definition} |" in text
+    assert "customer_unanswered" not in text  # codes are for machines
     table = campaign_report_table(report)
-    assert table[0] == {"final_status": "completed", "customers": 2, "share_pct": 25.0}
+    assert table[0] == {"outcome": "Customer answered", "final_status": "completed", "customers": 2,
+                        "share_pct": 25.0}
     assert [r["final_status"] for r in table][-5:] == ["unknown", "stuck", "in_progress", "not_attempted",
                                                        "withdrawn"]
 
@@ -267,9 +359,9 @@ def test_markdown_and_artifact_table(mixed: LedgerBuilder) -> None:
 def test_rebuilding_gives_the_same_report(mixed: LedgerBuilder) -> None:
     first = build_campaign_report(mixed.ledger, "mixed", now=NOW)
     second = build_campaign_report(mixed.ledger, "mixed", now=NOW)
-    for name in ("outcomes", "attempts", "statuses", "agents", "runs"):
+    for name in ("outcomes", "attempts", "statuses", "agents", "hours", "runs"):
         pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name))
-    assert first.measures == second.measures
+    assert first.figures == second.figures
 
 
 def test_unknown_campaign(builder: LedgerBuilder) -> None:
@@ -297,4 +389,60 @@ def test_a_table_longer_than_a_sheet_continues_on_the_next(mixed: LedgerBuilder,
     assert [n for n in wb.sheetnames if n.startswith("Outcomes")] == parts
     phones = [wb[n].cell(row=r, column=4).value for n in parts for r in range(2, wb[n].max_row + 1)]
     assert phones == PHONES
-    assert wb["Outcomes (3)"].auto_filter.ref == "A1:Q3" and wb["Outcomes (3)"].freeze_panes == "A2"
+    assert wb["Outcomes (3)"].auto_filter.ref == "A1:R3" and wb["Outcomes (3)"].freeze_panes == "A2"
+
+
+def test_headline_figures_come_from_the_glossary(mixed: LedgerBuilder) -> None:
+    report = build_campaign_report(mixed.ledger, "mixed", now=NOW)
+    figures = headline_figures(report)
+    assert [f.name for f in figures] == list(HEADLINE)
+    assert [f.label for f in figures] == ["Customers reached", "Reach rate", "Calls placed", "Answer rate",
+                                          "Talk time", "Average talk time", "Calls per customer",
+                                          "Still to call"]
+    for f in figures:
+        assert f.definition == FIGURES[f.name].definition and f.kind == FIGURES[f.name].kind
+    assert [f.text for f in figures] == ["2", "33.3%", "6", "33.3%", "0:07:05", "0:03:32", "1.00", "4"]
+    data = figures_json(figures)
+    assert data["reach_rate"] == {"label": "Reach rate", "value": pytest.approx(1 / 3), "unit": "ratio",
+                                  "text": "33.3%", "definition": FIGURES["reach_rate"].definition}
+    assert data["talk_time"]["value"] == 425 and data["talk_time"]["unit"] == "seconds"
+    assert data["calls_placed"]["value"] == 6 and data["calls_placed"]["unit"] == "count"
+
+
+def test_summary_reads_at_a_glance(mixed: LedgerBuilder) -> None:
+    """Title, period, zone and status first; headline figures with their definitions; outcomes in
+    words; the agents; charts where a laptop screen shows them, the outcome chart without zeros."""
+    mixed.finish_run(1, epoch("2026-11-21T01:40:00Z"), "window_closed", "the calling window closed")
+    report = build_campaign_report(mixed.ledger, "mixed", now=NOW)
+    _, xlsx_path = write_campaign_report(report)
+    ws = openpyxl.load_workbook(xlsx_path)["Summary"]
+    assert ws["A1"].value == "mixed: call outcomes" and ws["A1"].font.bold and ws["A1"].font.sz >= 14
+    assert ws["A2"].value == ("Period: 2026-11-21 05:00:00 to 2026-11-21 07:30:00 (Asia/Kolkata). "
+                              "Status: Calling window closed (the calling window closed).")
+    blocks = _summary_blocks(ws)
+    headline = blocks["Headline figure"]
+    assert list(headline) == [FIGURES[n].label for n in HEADLINE]
+    assert headline["Reach rate"] == (pytest.approx(1 / 3), FIGURES["reach_rate"].definition)
+    assert headline["Answer rate"] == (pytest.approx(1 / 3), FIGURES["answer_rate"].definition)
+    agents = blocks["Agents, most talk time first (top 3)"]
+    assert list(agents) == ["Agent a3", "Agent a1", "Agent a2"]
+    # a3: 406 s + the stuck call from 23:45Z to "as of" (8,100 s) in a run of 2:40 (9,600 s)
+    assert agents["Agent a3"] == (timedelta(seconds=300), "2 calls placed, 50.0% answered, 88.6% utilisation")
+    runs = blocks["Latest runs: started (Asia/Kolkata)"]
+    assert runs == {datetime(2026, 11, 21, 4, 30): (timedelta(hours=2, minutes=40),
+                                                    "Calling window closed: the calling window closed")}
+    codes = {"customer_unanswered", "not_attempted", "in_progress", "withdrawn", "window_closed"}
+    assert not codes & {c.value for row in ws.iter_rows() for c in row}  # words, not codes
+
+    charts = {chart.title.tx.rich.p[0].r[0].t: chart for chart in ws._charts}
+    assert list(charts) == ["Customers by outcome", "Calls by hour of the day", "Talk time per agent"]
+    anchors = [(chart.anchor._from.col, chart.anchor._from.row) for chart in charts.values()]
+    assert all(col == 4 for col, _ in anchors)  # column E, right of the text blocks (A-C, 130 wide)
+    assert sum(ws.column_dimensions[c].width for c in "ABCD") <= 140  # on a 1366-pixel laptop screen
+    assert anchors[0][1] <= 3  # the first chart at the top, beside the headline figures
+    outcome_refs = charts["Customers by outcome"].series[0].val.numRef.f
+    first, last = (int(n) for n in re.search(r"\$B\$(\d+):\$B\$(\d+)", outcome_refs).groups())  # type: ignore[union-attr]
+    assert last - first + 1 == 7  # the 7 outcomes that occurred (of the 11 there are)
+    hourly = charts["Calls by hour of the day"].series  # placed and answered, from the By hour sheet
+    assert [s.val.numRef.f for s in hourly] == ["'By hour'!$B$2", "'By hour'!$C$2"]
+    assert ws.print_area is not None and ws.page_setup.fitToHeight == 1

@@ -55,7 +55,7 @@ def test_report_daily(ledger_file: str, tmp_path: Path, capsys: pytest.CaptureFi
     expected = [str(daily / f"2026-11-21.{ext}") for ext in ("xlsx", "csv", "md")]
     assert capsys.readouterr().out.split() == expected
     text = (daily / "2026-11-21.md").read_text()
-    assert "2 calls ended on 2026-11-21 (Asia/Kolkata) across 1 campaign." in text
+    assert "2 calls ended on 2026-11-21 (Asia/Kolkata) across 1 campaign; 1 answered (50.0%)." in text
 
     assert main(["report", "daily", "--date", "2026-11-21", "--timezone", "Mars/Olympus",
                  "--ledger", ledger_file]) == 2

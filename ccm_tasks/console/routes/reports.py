@@ -73,11 +73,15 @@ def campaign_report_page(request: Request, name: str, user: Manager,
                          state: State) -> Response:
     """Key figures, outcomes chart, agents and runs of one campaign; links to the files."""
     report = _report(state, name)
-    statuses = [(str(r["final_status"]), int(r["customers"])) for r in report.statuses.to_dict("records")]
-    figures = [(m.name, display(m.value, m.kind)) for m in report.measures]
+    # Outcomes in words, only those that occurred; figures named as everywhere (reports.glossary).
+    statuses = [(str(r["outcome"]), int(r["customers"])) for r in report.statuses.to_dict("records")
+                if r["customers"]]
+    headline = {f.name for f in report.headline}
+    figures = [(f.label, f.text) for f in (*report.headline,
+                                          *(f for f in report.figures if f.name not in headline))]
     return render(request, "report.html", {
         "name": name, "report": report, "figures": figures,
-        "chart": bar_chart(statuses, title=f"Customers by final status, campaign {name}"),
+        "chart": bar_chart(statuses, title=f"Customers by outcome, campaign {name}"),
         "tables": [shown(report.agents_table(), AGENT_ROWS), shown(report.runs_table())]}, user=user)
 
 
@@ -110,11 +114,11 @@ def daily_report_page(request: Request, user: Manager, state: State, day: str | 
     when, zone = _day(day, timezone)
     report = build_daily_report(state.ledger, when, zone)
     status_table = report.table("status")
-    key = status_table.frame.columns[0]
-    by_status = [(str(r[key]), int(r["attempts"])) for r in status_table.frame.to_dict("records")]
+    by_status = [(str(r["status"]), int(r["calls_placed"])) for r in status_table.frame.to_dict("records")]
     return render(request, "daily.html", {
         "day": when, "timezone": zone, "report": report,
-        "tables": [shown(report.table(k), AGENT_ROWS) for k in ("total", "campaign", "agent", "status")],
+        "tables": [shown(report.sheet_table(k), AGENT_ROWS)
+                   for k in ("total", "campaign", "agent", "status")],
         "chart": bar_chart(by_status, title=f"Calls by status, {when.isoformat()}") if by_status else None},
         user=user)
 
