@@ -376,6 +376,8 @@ def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
+    from ccm_tasks.defaults import DAILY_CRON, DAILY_TIMEZONE
+
     parser = argparse.ArgumentParser(prog="ccm", description="Outbound call campaigns on Exotel CCM.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -406,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve scheduled campaigns and the daily report (needs Prefect server)")
     p.add_argument("--campaigns", type=Path, default=Path("campaigns"), help="folder of definitions")
     _add_ledger_option(p)
-    p.add_argument("--daily-cron", default="30 21 * * *", help="when the daily report runs")
-    p.add_argument("--daily-timezone", default="Asia/Kolkata")
+    p.add_argument("--daily-cron", default=DAILY_CRON, help=f"when the daily report runs ({DAILY_CRON})")
+    p.add_argument("--daily-timezone", default=DAILY_TIMEZONE)
     p.add_argument("--no-daily", action="store_true", help="do not serve the daily report")
     p.set_defaults(handler=_cmd_serve)
 
@@ -493,7 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(handler=_cmd_report)
     r = kinds.add_parser("daily", help="calls that ended on one date, across campaigns")
     r.add_argument("--date", type=iso_date, metavar="YYYY-MM-DD", help="default: today in --timezone")
-    r.add_argument("--timezone", default="Asia/Kolkata", help="IANA zone of the day (default Asia/Kolkata)")
+    r.add_argument("--timezone", default=DAILY_TIMEZONE,
+                   help=f"IANA zone of the day (default {DAILY_TIMEZONE})")
     _add_ledger_option(r)
     r.set_defaults(handler=_cmd_report)
     return parser

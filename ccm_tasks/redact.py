@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 # A phone-like run: optional +, then 8-15 digits possibly split by spaces, dashes or dots, not part
 # of a longer alphanumeric token (call sids and request ids are hex and must stay readable).
-_PHONE_RE = re.compile(r"(?<![\w.])(\+?\d(?:[\s\-.]?\d){7,14})(?![\w])")
+_PHONE_RE = re.compile(r"(?<![\w.\-])(\+?\d(?:[\s\-.]?\d){7,14})(?![\w\-])")  # not inside ids (uuid groups)
 _SIP_RE = re.compile(r"\bsips?:[^@\s]+@[^\s,;\"']+")
 
 

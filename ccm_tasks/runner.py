@@ -125,12 +125,18 @@ class CampaignRun:
         s.ledger.retire_holder(ids.holder_id)
 
     def _write_report(self) -> tuple[list[str], Mapping[str, Any]]:
-        from ccm_tasks.reports import build_campaign_report, write_campaign_report
+        from ccm_tasks.reports import (
+            build_campaign_report,
+            figures_json,
+            headline_figures,
+            write_campaign_report,
+        )
 
         name = self.setup.definition.name
         try:
             self.report = build_campaign_report(self.setup.ledger, name)
-            return [str(p) for p in write_campaign_report(self.report)], {}
+            files = [str(p) for p in write_campaign_report(self.report)]
+            return files, figures_json(headline_figures(self.report))
         except Exception as exc:  # the run's outcome is in the ledger; `ccm report` can rebuild this
             log.error("the campaign report could not be written (%s); rebuild it with "
                       "`ccm report campaign %s`", exc, name)

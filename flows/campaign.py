@@ -113,7 +113,13 @@ async def _follow(ledger: str | None, run_id: int, every: float) -> State[Any]:
 async def _finish(summary: RunSummary, ledger: Ledger, last: Progress | None, *,
                   publish_progress: bool = True) -> State[Any]:
     """Publish the final figures, the summary and the report's tables; end the flow run's state."""
-    from ccm_tasks.reports import build_campaign_report, campaign_report_markdown, campaign_report_table
+    from ccm_tasks.reports import (
+        build_campaign_report,
+        campaign_report_markdown,
+        campaign_report_table,
+        figures_markdown,
+        headline_figures,
+    )
 
     name = summary.campaign
     if publish_progress and last is not None:
@@ -122,7 +128,8 @@ async def _finish(summary: RunSummary, ledger: Ledger, last: Progress | None, *,
     markdown = summary.markdown()
     try:
         report = await asyncio.to_thread(build_campaign_report, ledger, name)
-        markdown += "\n" + campaign_report_markdown(report)
+        figures = figures_markdown(headline_figures(report))
+        markdown += f"\n{figures}\n{campaign_report_markdown(report)}"
         await acreate_table_artifact(campaign_report_table(report), key=artifact_key(name, "outcomes"),
                                      description="Customers by final status")
     except Exception as exc:  # the run's record is in the ledger; `ccm report` rebuilds it

@@ -21,13 +21,14 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
+from ccm_tasks.defaults import DAILY_TIMEZONE
 from ccm_tasks.reports.daily import comparison_rows
 from ccm_tasks.settings import SmtpSettings
 from ccm_tasks.tasks import mail_daily_report_task, write_daily_report_task
 
 
 @flow(name="daily-report", persist_result=False, log_prints=False)
-async def daily_report(date: str | None = None, timezone: str = "Asia/Kolkata", ledger: str | None = None,
+async def daily_report(date: str | None = None, timezone: str = DAILY_TIMEZONE, ledger: str | None = None,
                        mail_to: list[str] | None = None, smtp_block: str | None = None) -> State[Any]:
     """Write reports/daily/<date>.{xlsx,csv,md} (default: today in ``timezone``) and mail them."""
     logger = get_run_logger()

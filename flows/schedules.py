@@ -16,6 +16,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
+from ccm_tasks.defaults import DAILY_CRON, DAILY_TIMEZONE
 from ccm_tasks.inputs import DefinitionError, load_definition
 from flows.campaign import run_campaign
 from flows.daily import daily_report
@@ -23,8 +24,6 @@ from flows.daily import daily_report
 log = logging.getLogger("ccm.serve")
 
 
-DAILY_CRON = "30 21 * * *"
-DAILY_TIMEZONE = "Asia/Kolkata"
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 

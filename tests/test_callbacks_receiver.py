@@ -99,3 +99,63 @@ def test_the_token_never_reaches_the_logs(setup: dict[str, Any], caplog: pytest.
     from ccm_tasks.redact import redaction_filter
 
     assert setup["token"] not in redaction_filter().redact(f"url .../v1/callbacks/{setup['token']}")
+
+
+def test_deeply_nested_json_is_a_400_and_the_next_request_is_served(setup: dict[str, Any]) -> None:
+    nested = b"[" * 7_000 + b"]" * 7_000  # 14 KB, under the body limit, deeper than the parser allows
+    with httpx.Client(timeout=10) as client:  # one connection: the next request must not be reset
+        first = client.post(setup["url"], content=nested, headers={"content-type": "application/json"})
+        second = client.post(setup["url"], json=payload(setup["uid"]))
+    assert first.status_code == 400 and second.status_code == 200
+    assert setup["ledger"].count("callback_events") == 1
+
+
+def test_a_body_that_trickles_in_is_cut_off(setup: dict[str, Any]) -> None:
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    from ccm_tasks.callbacks import BODY_SECONDS
+
+    url = urlsplit(setup["url"])
+    started = time.monotonic()
+    with socket.create_connection((url.hostname, url.port), timeout=BODY_SECONDS + 10) as sock:
+        sock.sendall(f"POST {url.path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: 1000\r\n\r\n{{".encode())
+        answer = sock.recv(4096).decode(errors="replace")  # we never send the rest
+    assert answer.startswith("HTTP/1.1 408"), answer[:200]
+    assert time.monotonic() - started < BODY_SECONDS + 3
+    assert setup["ledger"].count("callback_events") == 0
+
+
+def test_a_forged_terminal_payload_that_contradicts_the_ledger_changes_nothing(setup: dict[str, Any]) -> None:
+    body = payload(setup["uid"])
+    body["call_details"]["assigned_agent_details"]["user_id"] = "someone-else"
+    response = post(setup["url"], json=body)
+    assert response.status_code == 409 and "another agent" in response.text
+    forged = payload(setup["uid"])
+    forged["call_details"]["customer_details"]["contact_uri"] = "+919812345678"  # not this call's customer
+    assert post(setup["url"], json=forged).status_code == 409
+    assert setup["ledger"].count("callback_events") == 0
+
+
+def test_a_flood_of_connections_is_bounded_and_the_log_stays_small(
+        setup: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    caplog.set_level(logging.WARNING)
+    url = urlsplit(setup["base"])
+    held = []
+    try:
+        for _ in range(400):  # idle connections that never send a request
+            held.append(socket.create_connection((url.hostname, url.port), timeout=5))
+        # Past the bound new requests are answered 503 at once; the process keeps descriptors to work with.
+        answers = [post(setup["base"] + "/v1/callbacks/wrong", json={}).status_code for _ in range(20)]
+        with httpx.Client(timeout=5) as other:  # our own outgoing requests still work
+            assert other.get(setup["base"] + "/v1/health").status_code in (200, 503)
+    finally:
+        for sock in held:
+            sock.close()
+    assert set(answers) <= {404, 503}
+    assert len(caplog.records) < 30  # 20 rejections: a few lines, not one per request

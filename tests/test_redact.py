@@ -47,3 +47,8 @@ def test_filter_rewrites_messages_args_and_tracebacks() -> None:
     first, second = records
     assert first.getMessage() == "calling ********3456 with ***"
     assert "s3cr3t-token" not in (second.exc_text or "") and "9953123456" not in (second.exc_text or "")
+
+
+def test_ids_with_digit_groups_are_not_taken_for_phone_numbers() -> None:
+    flow_run = "bac4b5db-2f4a-4899-1234-567890123456"
+    assert mask_phones_in(f"flow run {flow_run}") == f"flow run {flow_run}"

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import and_, case, func, or_, select
 
+from ccm_tasks.defaults import DAILY_TIMEZONE
 from ccm_tasks.ledger import Ledger
 from ccm_tasks.ledger import schema as t
 from ccm_tasks.ledger.states import AttemptState
@@ -69,6 +70,7 @@ MEASURES: dict[str, Kind] = {"calls_placed": "int", "calls_answered": "int", "an
 """The daily figures, as columns (the glossary's names; ``_s``: seconds)."""
 
 _CHANGE_KINDS: dict[Kind, Kind] = {"int": "change", "percent": "rate_change", "duration": "duration_change"}
+
 
 
 def column(measure: str, suffix: str) -> str:
@@ -175,7 +177,7 @@ class DailyReport:
         return table.select(shown)
 
 
-def build_daily_report(ledger: Ledger, day: date, timezone: str = "Asia/Kolkata") -> DailyReport:
+def build_daily_report(ledger: Ledger, day: date, timezone: str = DAILY_TIMEZONE) -> DailyReport:
     """Compute the daily report for ``day`` in ``timezone`` from the ledger."""
     start, end = day_bounds(day, timezone)
     prev_start, _ = day_bounds(day - timedelta(days=1), timezone)

@@ -11,6 +11,7 @@ Control paths (no auth, not rate-limited; for tests and benchmarks)::
     GET  /_sim/dial-log               every accepted Make Call with its timeline
     GET  /_sim/stats                  request and callback counters
     POST /_sim/agents/{user_id}       {"device": "on"|"off"|"unverified"|"missing"}
+    POST /_sim/account                {"rate_limit_per_minute": 20} (null: no limit)
 """
 
 from __future__ import annotations
@@ -189,6 +190,7 @@ def create_app(scenario: Scenario, clock: Clock) -> FastAPI:
     app.add_api_route("/_sim/dial-log", routes.dial_log, methods=["GET"])
     app.add_api_route("/_sim/stats", routes.stats, methods=["GET"])
     app.add_api_route("/_sim/agents/{user_id}", routes.set_agent, methods=["POST"])
+    app.add_api_route("/_sim/account", routes.set_account, methods=["POST"])
     return app
 
 
@@ -285,6 +287,15 @@ class _Routes:
         per_minute = {str(k): v for k, v in sorted(self.account.requests_per_minute.items())}
         return {"now": self.clock.time(), "counters": dict(self.account.counters),
                 "requests_per_minute": per_minute}
+
+    async def set_account(self, request: Request) -> Response:
+        """Change the account's rate limit: ``{"rate_limit_per_minute": 20}`` (null: none)."""
+        body = await request.json()
+        limit = body.get("rate_limit_per_minute", "missing") if isinstance(body, dict) else "missing"
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0):
+            return JSONResponse({"error": "rate_limit_per_minute must be a positive integer or null"}, 400)
+        self.account.set_rate_limit(limit)
+        return JSONResponse({"rate_limit_per_minute": limit})
 
     async def set_agent(self, user_id: str, request: Request) -> Response:
         """Turn an agent's device on or off."""

@@ -196,6 +196,7 @@ class SimulatedAccount:
         self.calls: dict[str, SimCall] = {}
         self.call_order: list[SimCall] = []
         self.counters: Counter[str] = Counter()
+        self.rate_limit = scenario.account.rate_limit_per_minute  # changed by the control API
         self._customer_calls: Counter[str] = Counter()
         self._request_times: list[float] = []
         self.requests_per_minute: Counter[int] = Counter()  # accepted API requests by simulated minute
@@ -226,7 +227,7 @@ class SimulatedAccount:
 
     def admit(self) -> None:
         """Count one API request against the account's per-minute limit; 429 beyond it."""
-        limit = self.scenario.account.rate_limit_per_minute
+        limit = self.rate_limit
         now = self.clock.time()
         if limit is None:
             self.requests_per_minute[int(now // 60)] += 1
@@ -380,6 +381,10 @@ class SimulatedAccount:
         if call is None:
             raise E.CallNotFound()
         return call
+
+    def set_rate_limit(self, per_minute: int | None) -> None:
+        """Change the account's requests-per-minute limit (control API: an overload episode)."""
+        self.rate_limit = per_minute
 
     def set_device(self, user_id: str, device: DeviceState) -> None:
         """Turn an agent's device on/off (control API, for tests)."""

@@ -372,3 +372,40 @@ async def test_closed_window_without_waiting_ends_at_once(ledger: Ledger) -> Non
         result = await run(engine)
         assert sim.dial_log() == []
     assert result.status == "window_closed" and "opens" in result.reason
+
+
+async def test_a_429_burst_costs_its_retry_after_not_a_minute(ledger: Ledger) -> None:
+    """The account's limit drops for a while (another client spent it): the dialer pauses exactly
+    as long as the server's Retry-After says, then dials again and its rate recovers."""
+    agents = roster(10)
+    sc = fast_scenario(agents=sim_agents(agents), account={"rate_limit_per_minute": 200}, time_scale=20,
+                       behaviour={"talk_seconds": [20, 60]})
+    with SimulatorServer(sc) as sim:
+        engine = make_engine(sim, ledger, campaign="c1", agents=agents, people=customers(400),
+                             config=quick_config(max_pending_posts=4), per_minute=200)
+        task = asyncio.create_task(engine.run())
+        await asyncio.sleep(3.0)  # 60 simulated seconds of normal dialling
+        burst_start = sim.clock.time()
+        sim.call_soon(lambda: sim.account.set_rate_limit(4))
+        for _ in range(100):  # until the burst has earned some 429s
+            await asyncio.sleep(0.1)
+            if engine.budget.rate_limited >= 3:
+                break
+        await asyncio.sleep(0.5)
+        burst_end = sim.clock.time()
+        sim.call_soon(lambda: sim.account.set_rate_limit(200))
+        blocked_until = engine.budget.blocked_until
+        await asyncio.sleep(6.0)  # two simulated minutes after the burst
+        engine.request_stop("test over")
+        await asyncio.wait_for(task, 60)
+        log = sim.dial_log()
+        assert_invariants(sim, ledger, engine, all_final=False)
+    assert engine.budget.rate_limited >= 3
+    after = sorted(r["created"] for r in log if r["created"] > burst_end)
+    resume = max(burst_end, blocked_until)
+    assert after and after[0] - resume <= 5.0, f"first Make Call {after[0] - resume:.1f}s after the pause"
+    # One overload episode is one back-off step: nothing paused new calls beyond the server's word.
+    assert engine.state.held.post_paused_until <= blocked_until + 1.0
+    before = [t for t in (r["created"] for r in log) if burst_start - 60 <= t < burst_start]
+    recovered = [t for t in after if resume + 60 <= t < resume + 120]
+    assert len(recovered) >= 0.5 * len(before), (len(before), len(recovered))

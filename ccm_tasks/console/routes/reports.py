@@ -22,6 +22,7 @@ from ccm_tasks.console.deps import (
     State,
     render,
 )
+from ccm_tasks.defaults import DAILY_TIMEZONE
 from ccm_tasks.reports import (
     CampaignReport,
     UnknownCampaign,
@@ -100,7 +101,7 @@ def _day(value: str | None, timezone: str) -> tuple[date, str]:
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        zone, timezone = ZoneInfo("Asia/Kolkata"), "Asia/Kolkata"
+        zone, timezone = ZoneInfo(DAILY_TIMEZONE), DAILY_TIMEZONE
     try:
         return (date.fromisoformat(value) if value else datetime.now(zone).date()), timezone
     except ValueError:
@@ -109,7 +110,7 @@ def _day(value: str | None, timezone: str) -> tuple[date, str]:
 
 @router.get("/reports/daily")
 def daily_report_page(request: Request, user: Manager, state: State, day: str | None = None,
-                      timezone: str = "Asia/Kolkata") -> Response:
+                      timezone: str = DAILY_TIMEZONE) -> Response:
     """Every call that ended on one day, across campaigns."""
     when, zone = _day(day, timezone)
     report = build_daily_report(state.ledger, when, zone)
@@ -125,7 +126,7 @@ def daily_report_page(request: Request, user: Manager, state: State, day: str | 
 
 @router.get("/reports/daily/{day}.{kind}")
 def daily_report_file(day: str, kind: str, user: Manager, state: State,
-                      timezone: str = "Asia/Kolkata") -> Response:
+                      timezone: str = DAILY_TIMEZONE) -> Response:
     """The daily report's workbook or CSV."""
     if kind not in ("csv", "xlsx"):
         raise NoSuchDefinition(kind)
