@@ -53,20 +53,21 @@ def _cmd_call(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ccm_tasks.launch import run_command
+    from ccm_tasks.launch import leave, run_command
     from ccm_tasks.logs import configure_logging
 
     configure_logging(with_prefect=not args.no_prefect)
-    return asyncio.run(run_command(args.campaign_file, ledger=args.ledger, wait_for_window=not args.no_wait,
-                                   use_prefect=not args.no_prefect))
+    return leave(asyncio.run(run_command(args.campaign_file, ledger=args.ledger,
+                                         wait_for_window=not args.no_wait, use_prefect=not args.no_prefect)))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ccm_tasks.demo import run_demo_campaign
+    from ccm_tasks.launch import leave
     from ccm_tasks.logs import configure_logging
 
     configure_logging(with_prefect=not args.no_prefect)
-    return asyncio.run(run_demo_campaign(args.campaign_file, use_prefect=not args.no_prefect))
+    return leave(asyncio.run(run_demo_campaign(args.campaign_file, use_prefect=not args.no_prefect)))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -19,7 +19,9 @@ import contextlib
 import fcntl
 import importlib
 import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -121,13 +123,34 @@ class PrefectTracker:
                 home.mkdir(parents=True, exist_ok=True)
                 with open(home / ".ccm-ephemeral.lock", "w") as lock:
                     fcntl.flock(lock, fcntl.LOCK_EX)
-                    SubprocessASGIServer().start()
+                    server = SubprocessASGIServer()
+                    _STARTING.append(server)
+                    server.start()
+                    _STARTING.remove(server)
                 loop.call_soon_threadsafe(_settle, done, None)
             except BaseException as exc:  # handed to the waiting coroutine
                 loop.call_soon_threadsafe(_settle, done, exc)
 
         threading.Thread(target=start, name="prefect-server", daemon=True).start()
         await done
+
+
+_STARTING: list[object] = []
+"""Prefect temporary servers still starting in a daemon thread (see :func:`leave`)."""
+
+
+def leave(code: int) -> int:
+    """End the command. If Prefect's temporary server is still starting (the run ended first), stop
+    it and exit at once: its thread logs while it polls, and a daemon thread writing at interpreter
+    shutdown aborts the process (SIGABRT) instead of exiting with ``code``."""
+    if not _STARTING:
+        return code
+    for server in list(_STARTING):
+        with contextlib.suppress(Exception):
+            server.stop()  # type: ignore[attr-defined]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:

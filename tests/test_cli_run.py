@@ -111,3 +111,65 @@ def test_serve_without_a_prefect_server_explains_what_to_do(tmp_path: Path) -> N
     assert out.returncode == 2
     assert "prefect server start" in out.stderr and "PREFECT_API_URL" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _running(definition: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "ccm_tasks.cli", "run", *extra, str(definition)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_ctrl_c_stop_at_once_with_a_summary_and_the_run_recorded_interrupted(tmp_path: Path) -> None:
+    import signal
+
+    from ccm_tasks.ledger import Ledger
+
+    world = {"time_scale": 5, "behaviour": {"talk_seconds": [60, 90]},
+             "agents": [{"user_id": u, "contact_uri": c} for u, c in AGENTS]}
+    with SimulatorServer(Scenario.model_validate(world)) as sim:
+        env = {**clean_env(tmp_path), **ccm_env(sim, tmp_path / "l.sqlite", tmp_path / "r")}
+        definition = write_campaign(tmp_path / "c", "signals", agents=AGENTS, numbers=NUMBERS)
+        proc = _running(definition, env, "--no-prefect")
+        for _ in range(100):
+            time.sleep(0.1)
+            if sim.dial_log():
+                break
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out
+    assert "Campaign signals: interrupted" in out and "left for a later run" in out
+    ledger = Ledger(tmp_path / "l.sqlite")
+    assert ledger.runs(ledger.campaign_id("signals") or 0)[0]["status"] == "interrupted"
+
+
+def test_sigterm_drains_and_ends_cancelled_without_waiting_for_prefect(tmp_path: Path) -> None:
+    import signal
+
+    from ccm_tasks.ledger import Ledger
+
+    world = {"time_scale": 20, "behaviour": {"talk_seconds": [60, 90]},
+             "agents": [{"user_id": u, "contact_uri": c} for u, c in AGENTS]}
+    with SimulatorServer(Scenario.model_validate(world)) as sim:
+        env = {**clean_env(tmp_path), **ccm_env(sim, tmp_path / "l.sqlite", tmp_path / "r")}
+        definition = write_campaign(tmp_path / "c", "term", agents=AGENTS, numbers=NUMBERS)
+        proc = _running(definition, env)  # with Prefect: its temporary server is still starting
+        for _ in range(100):
+            time.sleep(0.1)
+            if sim.dial_log():
+                break
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+        signalled_at = sim.clock.time() - (time.monotonic() - sent) * 20
+        after = [r for r in sim.dial_log() if r["created"] > signalled_at + 1]
+    assert proc.returncode == 0, out
+    assert took < 25, f"{took:.1f}s from SIGTERM to exit"  # live calls drain; Prefect is not waited for
+    assert "Campaign term: cancelled" in out and "Traceback" not in out
+    assert after == [], "a Make Call after SIGTERM"
+    ledger = Ledger(tmp_path / "l.sqlite")
+    assert ledger.runs(ledger.campaign_id("term") or 0)[0]["status"] == "cancelled"
+    assert ledger.count("agent_leases") == 0 or all(
+        lease["available_at"] is not None for lease in ledger.leases())  # only wrap-ups remain

@@ -55,3 +55,25 @@ async def test_run_campaign_flow_fails_cleanly_when_the_campaign_cannot_run(pref
     state = await run_campaign(definition=str(definition), return_state=True)
     assert state.is_failed()
     assert "customers" in (state.message or "") or "customers" in str(state.data)
+
+
+async def test_a_campaign_named_with_capitals_and_underscores_runs_through_the_flow(
+        prefect_server: None, sandbox: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from ccm_tasks.keys import artifact_key
+    from flows.campaign import run_campaign
+
+    agents = [(f"agent-{i:03d}", f"+91980000{i:04d}") for i in range(1, 3)]
+    definition = write_campaign(sandbox / "n", "Run5_CampA", agents=agents,
+                                numbers=[f"+9199{i:08d}" for i in range(4)])
+    state = await run_campaign(definition=str(definition), ledger=str(sandbox / "n.sqlite"),
+                               progress_every=0.2, return_state=True)
+    assert state.is_completed(), state.message
+    key = artifact_key("Run5_CampA", "run-summary")
+    assert key.startswith("run5-campa-") and key == key.lower()
+    async with get_client() as client:
+        arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert arts and "completed" in str(arts[0].data)
+    assert artifact_key("run5-campa") != artifact_key("Run5_CampA")  # no collision with a look-alike
