@@ -13,6 +13,14 @@ from ccm_tasks.simulator.server import SimulatorServer
 from tests.support import Receiver
 
 
+@pytest.fixture(autouse=True)
+def _home_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own CCM_HOME (var/journals, default ledger and reports) unless it sets one,
+    so nothing a test writes lands in the checkout."""
+    if "CCM_HOME" not in os.environ:
+        monkeypatch.setenv("CCM_HOME", str(tmp_path_factory.mktemp("ccm-home")))
+
+
 @pytest.fixture
 def make_simulator() -> Iterator[Callable[..., SimulatorServer]]:
     """Start simulators from scenario dicts (600x time, seed 3 unless given); stopped at teardown."""

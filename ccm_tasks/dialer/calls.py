@@ -63,6 +63,12 @@ class CallLifecycle:
             run.back_to_front(call.entry, now)
             run.pool.set_idle(call.agent, call.agent.idle_since)
             return
+        opens = run.recipient_opens(call.entry, now)
+        if opens is not None:  # the recipient's own hours closed while we waited
+            self.budget.refund("post")
+            run.hold_for_hours(call.entry, opens, now)
+            run.pool.set_idle(call.agent, call.agent.idle_since)
+            return
         entry, agent = call.entry, call.agent
         claim = await self._claim(call, now)
         if claim is None:

@@ -28,6 +28,7 @@ class CustomerEntry:
     sticky_until: float = 0.0
     seq: int = 0
     customer_key: str | None = None  # the number across campaigns (contact limits, number leases)
+    zones: tuple[str, ...] | None = None  # the recipient's own time zones, when the number tells them
 
     @property
     def next_attempt_no(self) -> int:

@@ -28,6 +28,7 @@ from ccm_tasks.dialer.agents import AgentSlot
 from ccm_tasks.dialer.budget import Gate
 from ccm_tasks.dialer.calls import CallLifecycle
 from ccm_tasks.dialer.config import EngineConfig
+from ccm_tasks.dialer.customers import CustomerEntry
 from ccm_tasks.dialer.db import LedgerThread
 from ccm_tasks.dialer.follower import CallFollower, Followed
 from ccm_tasks.dialer.inbox import CallbackRouter
@@ -171,12 +172,13 @@ class CampaignEngine:
 
     def _dispatch(self) -> None:
         s = self.state
+        now = self.clock.time()
         passed_over: list[AgentSlot] = []
         while s.placing < self.cfg.max_pending_posts and s.queue.has_ready():
             agent = s.pool.pop_longest_idle()
             if agent is None:
                 break
-            entry = s.queue.pop_for(agent.key)
+            entry = self._next_customer_for(agent.key, now)
             if entry is None:  # only customers waiting for other (sticky) agents
                 passed_over.append(agent)
                 continue
@@ -186,6 +188,16 @@ class CampaignEngine:
             self._spawn_call(call, self.calls.place(call))
         for agent in passed_over:
             s.pool.set_idle(agent, agent.idle_since)
+
+    def _next_customer_for(self, agent_key: str, now: float) -> CustomerEntry | None:
+        """The next customer this agent may call now; those outside their own hours wait for them."""
+        s = self.state
+        while (entry := s.queue.pop_for(agent_key)) is not None:
+            opens = s.recipient_opens(entry, now)
+            if opens is None:
+                return entry
+            s.hold_for_hours(entry, opens, now)  # later, no attempt used
+        return None
 
     def _end_state(self, now: float) -> RunResult | None:
         s = self.state

@@ -20,7 +20,9 @@ from ccm_tasks.dialer.customers import CustomerEntry
 from ccm_tasks.dialer.policy import Counts, Decision
 from ccm_tasks.dialer.progress import Phase
 from ccm_tasks.dialer.queue import CustomerQueue
+from ccm_tasks.dialer.window import CallingHours
 from ccm_tasks.exotel.errors import CCMError
+from ccm_tasks.inputs.phones import time_zones
 from ccm_tasks.ledger import CustomerRow, CustomerState, CustomerUpdate
 
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
@@ -83,6 +85,7 @@ class RunState:
         self.pool = AgentPool([AgentSlot(a.agent_key, a.user_id, a.contact_uri, a.name) for a in agents], now)
         self.roster = set(self.pool.agents)
         self.queue = CustomerQueue(cfg.sticky_wait, set(self.roster))
+        self.hours = CallingHours(cfg.window)
         self.entries: dict[int, CustomerEntry] = {}
         self.outcomes: Counter[str] = Counter()
         for row in customers:
@@ -92,7 +95,7 @@ class RunState:
                                   Counts(row.attempts, row.agent_side_retries, row.no_dial_retries),
                                   state=CustomerState(row.state), last_status=row.last_status,
                                   final_status=row.final_status, next_at=row.next_attempt_at or 0.0,
-                                  customer_key=row.customer_key)
+                                  customer_key=row.customer_key, zones=self._zones(row.phone))
             self.entries[row.id] = entry
             if entry.state == CustomerState.DONE:
                 self.outcomes[row.final_status or "unknown"] += 1
@@ -107,6 +110,24 @@ class RunState:
         self.dialled = False  # a Make Call of this run was answered (or may have been)
         self.placed = 0
         self.changed = asyncio.Event()
+
+    def _zones(self, phone: str) -> tuple[str, ...] | None:
+        """The recipient's zones when they differ from the campaign's (else None: nothing to check)."""
+        zones = time_zones(phone)
+        if zones is None or len(self.hours.windows(zones)) == 1:
+            return None
+        return zones
+
+    def recipient_opens(self, entry: CustomerEntry, now: float) -> float | None:
+        """None if the recipient may be called now; else when their own calling hours open."""
+        if entry.zones is None or self.hours.is_open(entry.zones, now):
+            return None
+        return self.hours.next_open(entry.zones, now) or now + 86400.0
+
+    def hold_for_hours(self, entry: CustomerEntry, until: float, now: float) -> None:
+        """Outside the recipient's own hours: back in the queue until they open (no attempt used)."""
+        entry.pending()
+        self.queue.schedule(entry, until, now)
 
     # ------------------------------------------------------------------ derived counts
 

@@ -5,7 +5,7 @@ A call may *start* only inside an open period; calls already live when it closes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -86,3 +86,53 @@ class DialWindow:
             return f"open until {local(closes)}"
         nxt = self.next_open(t)
         return f"closed; opens {local(nxt)}" if nxt else "closed for good"
+
+
+class CallingHours:
+    """The campaign's window, and the same hours in each recipient's own time zone.
+
+    A call to a number whose zones libphonenumber knows may start only when the campaign's window
+    is open *and* the window is open in every one of the number's zones (several zones: the most
+    restrictive wins); a number that does not tell its zone follows the campaign's window alone.
+    For an India-only campaign in Asia/Kolkata nothing changes.
+    """
+
+    def __init__(self, campaign: DialWindow) -> None:
+        self.campaign = campaign
+        self._windows: dict[tuple[str, ...], tuple[DialWindow, ...]] = {}
+
+    def windows(self, zones: tuple[str, ...] | None) -> tuple[DialWindow, ...]:
+        """Every window that must be open for a number in ``zones``."""
+        if not zones:
+            return (self.campaign,)
+        cached = self._windows.get(zones)
+        if cached is None:
+            local = [replace(self.campaign, timezone=z) for z in zones if not self._same_rules(z)]
+            cached = self._windows[zones] = (self.campaign, *local)
+        return cached
+
+    def is_open(self, zones: tuple[str, ...] | None, t: float) -> bool:
+        """May a call to a number in ``zones`` start at ``t``?"""
+        return all(w.is_open(t) for w in self.windows(zones))
+
+    def next_open(self, zones: tuple[str, ...] | None, t: float) -> float | None:
+        """When a call to a number in ``zones`` may next start (``t`` if now); None if never."""
+        windows = self.windows(zones)
+        for _ in range(64):  # each step jumps to the latest next opening; a week of windows at most
+            starts = [w.next_open(t) for w in windows]
+            if any(s is None for s in starts):
+                return None
+            t = max(s for s in starts if s is not None)
+            if all(w.is_open(t) for w in windows):
+                return t
+        return None
+
+    def _same_rules(self, zone: str) -> bool:
+        """A zone that keeps the campaign zone's clock all year (Asia/Calcutta is Asia/Kolkata)."""
+        try:
+            other = ZoneInfo(zone)
+        except (KeyError, ValueError):
+            return True  # an unknown name: the campaign's window alone
+        ours = self.campaign.zone
+        probes = [datetime(2026, m, 15, 12, tzinfo=UTC) for m in (1, 4, 7, 10)]
+        return all(p.astimezone(other).utcoffset() == p.astimezone(ours).utcoffset() for p in probes)

@@ -688,3 +688,46 @@ class PhoneNormaliser:
             else:
                 reason[i] = result.reason
         return PhoneBatch(key=key, reason=reason)
+
+
+def time_zones(e164: str) -> tuple[str, ...] | None:
+    """The IANA time zones a number's owner may be in (libphonenumber's data), or None when the
+    number does not tell (the campaign's own zone applies then)."""
+    return _time_zones(_zone_key(e164))
+
+
+def _zone_key(e164: str) -> str:
+    """Numbers of a country whose zone data has no finer prefix than the country code share one
+    answer (India: every +91 number is Asia/Kolkata); other numbers are looked up one by one."""
+    from phonenumbers.tzdata import TIMEZONE_DATA
+
+    digits = e164.lstrip("+")
+    for size in (1, 2, 3):
+        code = digits[:size]
+        if code in TIMEZONE_DATA and _single_prefix(code):
+            return "+" + code
+    return e164
+
+
+@lru_cache(maxsize=1024)
+def _single_prefix(code: str) -> bool:
+    from phonenumbers.tzdata import TIMEZONE_DATA
+
+    return sum(1 for key in TIMEZONE_DATA if key.startswith(code)) == 1
+
+
+@lru_cache(maxsize=65536)
+def _time_zones(key: str) -> tuple[str, ...] | None:
+    from phonenumbers import timezone
+
+    try:
+        if key.count("+") and len(key) <= 4:  # a whole country: its one entry
+            from phonenumbers.tzdata import TIMEZONE_DATA
+
+            zones = tuple(TIMEZONE_DATA[key[1:]])
+        else:
+            zones = tuple(timezone.time_zones_for_number(phonenumbers.parse(key)))
+    except (NumberParseException, KeyError):
+        return None
+    zones = tuple(z for z in zones if z != timezone.UNKNOWN_TIMEZONE)
+    return zones or None

@@ -409,3 +409,33 @@ async def test_a_429_burst_costs_its_retry_after_not_a_minute(ledger: Ledger) ->
     before = [t for t in (r["created"] for r in log) if burst_start - 60 <= t < burst_start]
     recovered = [t for t in after if resume + 60 <= t < resume + 120]
     assert len(recovered) >= 0.5 * len(before), (len(before), len(recovered))
+
+
+async def test_recipients_are_called_only_in_their_own_hours(ledger: Ledger) -> None:
+    """Window 09:00-21:00 Asia/Kolkata from 19:25 IST: Indian numbers at once; New York numbers only
+    from 09:00 in New York (19:30 IST); Los Angeles numbers never (their 09:00 is after 21:00 IST)."""
+    from datetime import UTC, datetime
+
+    start = datetime(2026, 12, 2, 13, 55, tzinfo=UTC)  # 19:25 IST, 08:55 in New York, 05:55 in LA
+    ny_opens = datetime(2026, 12, 2, 14, 0, tzinfo=UTC).timestamp()
+    india = [f"+9199{i:08d}" for i in range(8)]
+    new_york = [f"+1212555{i:04d}" for i in range(4)]
+    los_angeles = [f"+1310555{i:04d}" for i in range(4)]
+    people = [{"customer_key": n, "phone": n} for n in india + new_york + los_angeles]
+    agents = roster(4)
+    sc = fast_scenario(agents=sim_agents(agents), time_scale=300, start_time=start.isoformat(),
+                       behaviour={"talk_seconds": [30, 60]})
+    with SimulatorServer(sc) as sim:
+        engine = make_engine(sim, ledger, campaign="c1", agents=agents, people=people,
+                             config=quick_config(window=DialWindow()))
+        result = await run(engine, limit=120)
+        log = sim.dial_log()
+    assert result.status == "window_closed"
+    first = {
+        n: min((r["created"] for r in log if r["customer"] == n), default=None) for n in india + new_york
+    }
+    assert all(first[n] is not None and first[n] < ny_opens for n in india[:4])  # India at once
+    assert all(first[n] is not None and first[n] >= ny_opens for n in new_york)  # New York from its 09:00
+    assert not [r for r in log if r["customer"] in los_angeles]  # never outside their own hours
+    closes = datetime(2026, 12, 2, 15, 30, tzinfo=UTC).timestamp()  # 21:00 IST
+    assert all(r["created"] < closes for r in log)
