@@ -113,87 +113,115 @@ def callback_url(base: str, token: str) -> str:
     return f"{base.rstrip('/')}{CALLBACK_PATH}/{token}"
 
 
-def create_receiver_app(ledger: Ledger, hub: CallbackHub | None = None, *, clock: Clock | None = None,
-                        max_body: int = MAX_BODY) -> FastAPI:
-    """The receiver app for every campaign in ``ledger``."""
-    clock = clock or SystemClock()
-    app = FastAPI(title="CCM status callbacks", docs_url=None, redoc_url=None, openapi_url=None)
-    tokens: dict[str, int] = {}
-    refreshed = [0.0]
+class _Rejected(Exception):
+    """A delivery answered with a 4xx; nothing changes."""
 
-    def campaign_for(token: str) -> int | None:
-        if not tokens or (token not in tokens and time.monotonic() - refreshed[0] > 1.0):
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status, self.why = status, why
+
+
+class CallbackReceiver:
+    """What the receiver does with one delivery: read, authenticate, parse, check, record, wake."""
+
+    def __init__(self, ledger: Ledger, hub: CallbackHub | None, clock: Clock, max_body: int) -> None:
+        self.ledger, self.hub, self.clock, self.max_body = ledger, hub, clock, max_body
+        self._tokens: dict[str, int] = {}
+        self._refreshed = 0.0
+        self._warn = RateLimitedLog(log, every=5.0)
+
+    def campaign_for(self, token: str) -> int | None:
+        """The campaign whose secret this is (compared in constant time)."""
+        tokens = self._tokens
+        if not tokens or (token not in tokens and time.monotonic() - self._refreshed > 1.0):
             # New campaigns get tokens while we run; re-read at most once a second so wrong tokens
             # cannot hammer the ledger.
             tokens.clear()
-            tokens.update(ledger.callback_tokens())
+            tokens.update(self.ledger.callback_tokens())
             redaction_filter().add_secrets(tokens)
-            refreshed[0] = time.monotonic()
+            self._refreshed = time.monotonic()
         for known, cid in tokens.items():
             if hmac.compare_digest(known, token):
                 return cid
         return None
 
-    warn = RateLimitedLog(log, every=5.0)
-
-    def reject(status: int, why: str) -> JSONResponse:
-        warn.warning(f"rejected-{status}", "status callback rejected (%d): %s", status, why)
-        return JSONResponse({"ok": False, "error": why}, status_code=status)
-
-    @app.get("/v1/health")
-    async def health() -> dict[str, bool]:
-        return {"ok": True}
-
-    @app.post(CALLBACK_PATH + "/{token}")
-    async def receive(token: str, request: Request) -> JSONResponse:
+    async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body:
-            return reject(413, "body too large")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise _Rejected(413, "body too large")
         body = bytearray()
         try:
             async with asyncio.timeout(BODY_SECONDS):
                 async for chunk in request.stream():
                     body += chunk
-                    if len(body) > max_body:
-                        return reject(413, "body too large")
+                    if len(body) > self.max_body:
+                        raise _Rejected(413, "body too large")
         except TimeoutError:
-            return reject(408, "body too slow")
-        campaign_id = campaign_for(token)
-        if campaign_id is None:
-            return reject(404, "unknown callback path")
+            raise _Rejected(408, "body too slow") from None
+        return bytes(body)
+
+    @staticmethod
+    def _parse(body: bytes) -> tuple[Any, StatusCallbackPayload]:
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            return reject(400, "body is not JSON")
+            raise _Rejected(400, "body is not JSON") from None
         try:
-            payload = StatusCallbackPayload.model_validate(data)
+            return data, StatusCallbackPayload.model_validate(data)
         except ValidationError as exc:
             fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
-            return reject(422, "not a status callback payload: " + ", ".join(fields[:5]))
+            raise _Rejected(422, "not a status callback payload: " + ", ".join(fields[:5])) from None
         except RecursionError:
-            return reject(400, "body nests too deeply")
-        details = payload.call_details
+            raise _Rejected(400, "body nests too deeply") from None
+
+    async def receive(self, token: str, request: Request) -> JSONResponse:
+        """Answer one delivery (fast: Exotel allows 15 s)."""
+        try:
+            body = await self._body(request)
+            campaign_id = self.campaign_for(token)
+            if campaign_id is None:
+                raise _Rejected(404, "unknown callback path")
+            data, payload = self._parse(body)
+            return await self._record(campaign_id, data, payload)
+        except _Rejected as r:
+            self._warn.warning(f"rejected-{r.status}", "status callback rejected (%d): %s", r.status, r.why)
+            return JSONResponse({"ok": False, "error": r.why}, status_code=r.status)
+
+    async def _record(self, campaign_id: int, data: Any, payload: StatusCallbackPayload) -> JSONResponse:
+        details, ledger = payload.call_details, self.ledger
         attempt = await asyncio.to_thread(ledger.attempt_for_callback, campaign_id, details.custom_field,
                                           details.call_sid)
         if attempt is None:
-            return reject(404, f"call {details.call_sid} is not one of this campaign's")
-        contradiction = contradicts(attempt, details, now=clock.time())
+            raise _Rejected(404, f"call {details.call_sid} is not one of this campaign's")
+        contradiction = contradicts(attempt, details, now=self.clock.time())
         if contradiction is not None:
-            return reject(409, f"call {details.call_sid} contradicts attempt {attempt['id']}: "
-                               f"{contradiction}")
+            raise _Rejected(409, f"call {details.call_sid} contradicts attempt {attempt['id']}: "
+                                 f"{contradiction}")
         event_type = payload.event_details.event_type
         event_id = await asyncio.to_thread(
             ledger.record_callback, campaign_id=campaign_id, attempt_id=int(attempt["id"]),
             call_sid=details.call_sid, event_type=event_type, dedupe_key=dedupe_key(payload),
-            payload=_jsonable(data), now=clock.time())
+            payload=_jsonable(data), now=self.clock.time())
         if event_id is None:
             log.debug("repeated %s callback for call %s ignored", event_type, details.call_sid)
             return JSONResponse({"ok": True, "duplicate": True})
         log.debug("%s callback for call %s (attempt %s)", event_type, details.call_sid, attempt["id"])
-        if hub is not None:
-            hub.publish(CallbackEvent(campaign_id, event_id, int(attempt["id"]), event_type, details))
+        if self.hub is not None:
+            self.hub.publish(CallbackEvent(campaign_id, event_id, int(attempt["id"]), event_type, details))
         return JSONResponse({"ok": True, "duplicate": False})
 
+
+def create_receiver_app(ledger: Ledger, hub: CallbackHub | None = None, *, clock: Clock | None = None,
+                        max_body: int = MAX_BODY) -> FastAPI:
+    """The receiver app for every campaign in ``ledger``."""
+    receiver = CallbackReceiver(ledger, hub, clock or SystemClock(), max_body)
+    app = FastAPI(title="CCM status callbacks", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.add_api_route(CALLBACK_PATH + "/{token}", receiver.receive, methods=["POST"])
     return app
 
 
