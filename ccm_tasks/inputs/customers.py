@@ -31,6 +31,7 @@ import pandas as pd
 from ccm_tasks.inputs.columns import (
     PHONE_HEADERS,
     PREFERRED_AGENT_HEADERS,
+    ColumnChoice,
     ColumnError,
     find_column,
     header_key,
@@ -42,6 +43,7 @@ from ccm_tasks.inputs.errors import InputFileError
 from ccm_tasks.inputs.phones import (
     REASON_BLANK,
     REASON_NOT_A_NUMBER,
+    PhoneBatch,
     PhoneNormaliser,
     e164_strings,
     normalise_phone,
@@ -218,6 +220,45 @@ def rows_with_numbers(region: str) -> RowTest:
 def _read_part(
     table: Table, mapping: CustomerColumns, option: str, normaliser: PhoneNormaliser, file: str
 ) -> tuple[_Part, pd.DataFrame]:
+    phone, preferred = _find_columns(table, mapping, option, normaliser)
+    raw = table.columns[phone.index]
+    batch = normaliser.many(raw)
+    rejected, reasons, data_rows = _rejected_rows(table, batch, raw, phone)
+    count = SourceCount(
+        file=file, sheet=table.sheet, rows=data_rows,
+        rejected=len(rejected) + len(table.broken), phone_column=phone.header,
+        header_row=table.header_row,
+    )
+    reject_frame = pd.DataFrame({
+        "file": file,
+        "sheet": table.sheet,
+        "row": np.concatenate([table.rows[rejected], [b.row for b in table.broken]]).astype(np.int64),
+        "column": [phone.header] * len(rejected) + [""] * len(table.broken),
+        "value": np.concatenate([raw[rejected], [""] * len(table.broken)]).astype(object),
+        "reason": np.concatenate([reasons, [b.problem for b in table.broken]]).astype(object),
+    }, columns=list(REJECT_COLUMNS))
+    valid = np.flatnonzero(batch.valid)
+    taken = {phone.index} | ({preferred.index} if preferred is not None else set())
+    part = _Part(
+        file=file,
+        sheet=table.sheet,
+        phone_header=phone.header,
+        valid=valid,
+        key=batch.key[valid],
+        rows=table.rows,
+        raw=raw,
+        preferred=(
+            normalise_preferred(table.columns[preferred.index]) if preferred is not None else None
+        ),
+        extras=_extra_columns(table, taken),
+        count=count,
+    )
+    return part, reject_frame
+
+
+def _find_columns(table: Table, mapping: CustomerColumns, option: str,
+                  normaliser: PhoneNormaliser) -> tuple[ColumnChoice, ColumnChoice | None]:
+    """The phone column (required) and the preferred-agent column, or an error a person can act on."""
     try:
         phone = find_column(
             table.headers, "phone", mapped=mapping.phone, defaults=PHONE_HEADERS,
@@ -250,8 +291,12 @@ def _read_part(
     assert phone is not None
     if preferred is not None and preferred.index == phone.index:
         preferred = None
-    raw = table.columns[phone.index]
-    batch = normaliser.many(raw)
+    return phone, preferred
+
+
+def _rejected_rows(table: Table, batch: PhoneBatch, raw: ObjectArray,
+                   phone: ColumnChoice) -> tuple[IntArray, ObjectArray, int]:
+    """Rows rejected for their number (blank rows are not rows), their reasons, and the data rows."""
     invalid = np.flatnonzero(~batch.valid)
     blank_phone = invalid[batch.reason[invalid] == REASON_BLANK]
     blank_row = blank_phone[table.blank_rows(blank_phone)]
@@ -273,25 +318,15 @@ def _read_part(
         header_words = {*PHONE_HEADERS, header_key(phone.header)}
         again = [header_key(str(v)) in header_words for v in raw[rejected[words]]]
         reasons[words[np.array(again, dtype=bool)]] = REASON_HEADER_AGAIN
+    return rejected, reasons, data_rows
 
-    count = SourceCount(
-        file=file, sheet=table.sheet, rows=data_rows,
-        rejected=len(rejected) + len(table.broken), phone_column=phone.header,
-        header_row=table.header_row,
-    )
-    reject_frame = pd.DataFrame({
-        "file": file,
-        "sheet": table.sheet,
-        "row": np.concatenate([table.rows[rejected], [b.row for b in table.broken]]).astype(np.int64),
-        "column": [phone.header] * len(rejected) + [""] * len(table.broken),
-        "value": np.concatenate([raw[rejected], [""] * len(table.broken)]).astype(object),
-        "reason": np.concatenate([reasons, [b.problem for b in table.broken]]).astype(object),
-    }, columns=list(REJECT_COLUMNS))
-    valid = np.flatnonzero(batch.valid)
+
+def _extra_columns(table: Table, taken: set[int]) -> dict[str, tuple[str, ObjectArray]]:
+    """The other columns, carried into the reports by their folded header."""
     keys = header_keys(table.headers)
     extras: dict[str, tuple[str, ObjectArray]] = {}
     for i, (header, column) in enumerate(zip(table.headers, table.columns, strict=True)):
-        if i == phone.index or (preferred is not None and i == preferred.index):
+        if i in taken:
             continue
         # Columns are matched across files by their folded header ("Customer Name" and
         # "customer name" are one report column); a repeat within a file keeps its own column.
@@ -300,45 +335,32 @@ def _read_part(
             n += 1
             key, name = f"{keys[i]}#{n}", f"{header}.{n}"
         extras[key] = (name, column)
-    part = _Part(
-        file=file,
-        sheet=table.sheet,
-        phone_header=phone.header,
-        valid=valid,
-        key=batch.key[valid],
-        rows=table.rows,
-        raw=raw,
-        preferred=(
-            normalise_preferred(table.columns[preferred.index]) if preferred is not None else None
-        ),
-        extras=extras,
-        count=count,
-    )
-    return part, reject_frame
+    return extras
 
 
-def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Suppress, deduplicate and assemble the customers frame (first occurrence wins).
+class _ValidSpace:
+    """The valid rows of every part, in order: position i is the i-th valid row over all parts."""
 
-    Positions here are in "valid space": position i is the i-th valid row over all parts in order.
-    """
-    sizes = [len(p.key) for p in parts]
-    n = sum(sizes)
-    key = np.concatenate([p.key for p in parts]) if parts else np.zeros(0, dtype=np.int64)
-    part_of = np.repeat(np.arange(len(parts)), sizes)
-    local = np.concatenate([p.valid for p in parts]) if parts else np.zeros(0, dtype=np.int64)
-    files = np.array([p.file for p in parts], dtype=object)
-    sheets = np.array([p.sheet for p in parts], dtype=object)
-    headers = np.array([p.phone_header for p in parts], dtype=object)
+    def __init__(self, parts: list[_Part]) -> None:
+        self.parts = parts
+        sizes = [len(p.key) for p in parts]
+        self.n = sum(sizes)
+        self.key = np.concatenate([p.key for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        self.part_of = np.repeat(np.arange(len(parts)), sizes)
+        self.local = np.concatenate([p.valid for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        self.files = np.array([p.file for p in parts], dtype=object)
+        self.sheets = np.array([p.sheet for p in parts], dtype=object)
+        self.headers = np.array([p.phone_header for p in parts], dtype=object)
 
-    def take(column: Callable[[_Part], npt.NDArray[Any] | None], at: IntArray) -> npt.NDArray[Any]:
-        """A per-part column at valid-space positions ``at``, in the order of ``at`` (which need not
-        be sorted: first occurrences are not); None where a part lacks the column."""
+    def take(self, column: Callable[[_Part], npt.NDArray[Any] | None], at: IntArray) -> npt.NDArray[Any]:
+        """A per-part column at positions ``at``, in the order of ``at`` (which need not be sorted:
+        first occurrences are not); None where a part lacks the column."""
+        parts, local = self.parts, self.local
         if len(parts) == 1:
             values = column(parts[0])
             return values[local[at]] if values is not None else np.full(len(at), None, dtype=object)
         out = np.full(len(at), None, dtype=object)
-        owner = part_of[at]
+        owner = self.part_of[at]
         for i, part in enumerate(parts):
             values = column(part)
             if values is not None:
@@ -346,6 +368,33 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
                 out[mine] = values[local[at[mine]]]
         return out
 
+    def located(self, at: IntArray) -> dict[str, Any]:
+        """Where rows ``at`` are, as the user sees them, with the cell and its number."""
+        return {
+            "file": self.files[self.part_of[at]],
+            "sheet": self.sheets[self.part_of[at]],
+            "row": self.take(lambda p: p.rows, at).astype(np.int64),
+            "column": self.headers[self.part_of[at]],
+            "value": self.take(lambda p: p.raw, at),
+            "customer_key": e164_strings(self.key[at]),
+        }
+
+
+def _first_occurrences(key: IntArray, candidates: IntArray) -> tuple[IntArray, IntArray]:
+    """Among ``candidates``, the later occurrences of a number and, for each, its first occurrence."""
+    # Only numbers that occur more than once need more than a hash pass (a few percent of rows).
+    repeated = candidates[pd.Series(key[candidates], copy=False).duplicated(keep=False).to_numpy()]
+    codes, _uniques = pd.factorize(key[repeated])
+    # factorize numbers keys in order of first appearance, so a row is a first occurrence
+    # exactly when its code is larger than every code before it.
+    first_seen = codes > np.maximum.accumulate(np.concatenate([[-1], codes[:-1]]))
+    return repeated[~first_seen], repeated[first_seen][codes[~first_seen]]
+
+
+def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Suppress, deduplicate and assemble the customers frame (first occurrence wins)."""
+    space = _ValidSpace(parts)
+    key, n = space.key, space.n
     # A hash look-up against the (small) list; np.isin would sort the whole key column.
     suppressed = (
         pd.Series(key, copy=False).isin(dnc.keys).to_numpy()
@@ -353,83 +402,73 @@ def _combine(parts: list[_Part], dnc: DoNotCall) -> tuple[pd.DataFrame, pd.DataF
         else np.zeros(n, dtype=bool)
     )
     candidates = np.flatnonzero(~suppressed)
-    # Only numbers that occur more than once need more than a hash pass (a few percent of rows).
-    repeated = candidates[pd.Series(key[candidates], copy=False).duplicated(keep=False).to_numpy()]
-    codes, _uniques = pd.factorize(key[repeated])
-    # factorize numbers keys in order of first appearance, so a row is a first occurrence
-    # exactly when its code is larger than every code before it.
-    first_seen = codes > np.maximum.accumulate(np.concatenate([[-1], codes[:-1]]))
-    duplicate = repeated[~first_seen]
-    first = repeated[first_seen][codes[~first_seen]]
+    duplicate, first = _first_occurrences(key, candidates)
     is_duplicate = np.zeros(n, dtype=bool)
     is_duplicate[duplicate] = True
     keep = candidates[~is_duplicate[candidates]]
     hidden = np.flatnonzero(suppressed)
 
-    suppressed_per_part = np.bincount(part_of[hidden], minlength=len(parts))
-    duplicates_per_part = np.bincount(part_of[duplicate], minlength=len(parts))
+    suppressed_per_part = np.bincount(space.part_of[hidden], minlength=len(parts))
+    duplicates_per_part = np.bincount(space.part_of[duplicate], minlength=len(parts))
     for i, part in enumerate(parts):
         part.count.suppressed = int(suppressed_per_part[i])
         part.count.duplicates = int(duplicates_per_part[i])
+    return (_customers_frame(space, keep), _duplicates_frame(space, duplicate, first),
+            _suppressed_frame(space, hidden, dnc))
 
-    def located(at: IntArray) -> dict[str, Any]:
-        """Where rows ``at`` are, as the user sees them, with the cell and its number."""
-        return {
-            "file": files[part_of[at]],
-            "sheet": sheets[part_of[at]],
-            "row": take(lambda p: p.rows, at).astype(np.int64),
-            "column": headers[part_of[at]],
-            "value": take(lambda p: p.raw, at),
-            "customer_key": e164_strings(key[at]),
-        }
 
-    first_rows = take(lambda p: p.rows, first).astype(np.int64)
-    duplicates = pd.DataFrame({
-        **located(duplicate),
-        "first_file": files[part_of[first]],
-        "first_sheet": sheets[part_of[first]],
+def _duplicates_frame(space: _ValidSpace, duplicate: IntArray, first: IntArray) -> pd.DataFrame:
+    files, sheets = space.files[space.part_of[first]], space.sheets[space.part_of[first]]
+    first_rows = space.take(lambda p: p.rows, first).astype(np.int64)
+    return pd.DataFrame({
+        **space.located(duplicate),
+        "first_file": files,
+        "first_sheet": sheets,
         "first_row": first_rows,
         "reason": [
             f"duplicate of {_where(f, s, r)}"
-            for f, s, r in zip(files[part_of[first]].tolist(), sheets[part_of[first]].tolist(),
-                               first_rows.tolist(), strict=True)
+            for f, s, r in zip(files.tolist(), sheets.tolist(), first_rows.tolist(), strict=True)
         ],
     }, columns=list(DUPLICATE_COLUMNS))
 
-    listed = [dnc.sources.get(int(k), ("", "", 0)) for k in key[hidden].tolist()]
-    suppressed_frame = pd.DataFrame({
-        **located(hidden),
+
+def _suppressed_frame(space: _ValidSpace, hidden: IntArray, dnc: DoNotCall) -> pd.DataFrame:
+    listed = [dnc.sources.get(int(k), ("", "", 0)) for k in space.key[hidden].tolist()]
+    return pd.DataFrame({
+        **space.located(hidden),
         "dnc_file": [s[0] for s in listed],
         "dnc_sheet": [s[1] for s in listed],
         "dnc_row": np.array([s[2] for s in listed], dtype=np.int64),
         "reason": [f"on the do-not-call list ({_where(*s)})" for s in listed],
     }, columns=list(SUPPRESSED_COLUMNS))
 
-    e164 = e164_strings(key[keep])
+
+def _customers_frame(space: _ValidSpace, keep: IntArray) -> pd.DataFrame:
+    e164 = e164_strings(space.key[keep])
+    take, part_of = space.take, space.part_of
     columns: dict[str, npt.NDArray[Any] | pd.Categorical] = {
         "customer_key": e164,
         "phone": e164,
         "phone_input": take(lambda p: p.raw, keep),
         "preferred_agent": take(lambda p: p.preferred, keep),
-        "source_file": _labels(files, part_of[keep]),
-        "source_sheet": _labels(sheets, part_of[keep]),
+        "source_file": _labels(space.files, part_of[keep]),
+        "source_sheet": _labels(space.sheets, part_of[keep]),
         "source_row": take(lambda p: p.rows, keep).astype(np.int64),
     }
     names: dict[str, str] = {}
-    for part in parts:
+    for part in space.parts:
         for folded, (name, _column) in part.extras.items():
             names.setdefault(folded, name)
     for folded, name in names.items():
         columns[EXTRA_PREFIX + name] = take(_extra(folded), keep)
     # Object columns as built: letting pandas infer its "str" dtype would copy and re-check
     # every string of a million-row frame.
-    customers = pd.DataFrame(
+    return pd.DataFrame(
         {name: values if isinstance(values, pd.Categorical)
          else pd.Series(values, dtype=None if name == "source_row" else object, copy=False)
          for name, values in columns.items()},
         copy=False,
     )
-    return customers, duplicates, suppressed_frame
 
 
 def _extra(key: str) -> Callable[[_Part], ObjectArray | None]:
