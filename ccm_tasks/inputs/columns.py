@@ -123,28 +123,7 @@ def find_column(
     keys = header_keys(headers)
     shown = list(letters) if letters is not None else [column_letter(i) for i in range(len(headers))]
     if mapped is not None:
-        wanted = header_key(mapped)
-        hits = [i for i, k in enumerate(keys) if k == wanted]
-        letter = mapped_letter(mapped)
-        if not hits and letter is not None:
-            hits = [i for i, s in enumerate(shown) if s == letter]
-            if not hits:
-                raise ColumnError(
-                    f"no column {letter} (mapped as {field}); columns: {_listing(headers, shown)}"
-                )
-        if not hits:
-            raise ColumnError(
-                f"no column {mapped!r} (mapped as {field}); columns: {_listing(headers, shown)}"
-                + (f"; map this file's with {option}" if option else "")
-            )
-        if len(hits) > 1:
-            raise ColumnError(
-                f"several columns are headed {headers[hits[0]]!r} (columns "
-                f"{_and(shown[i] for i in hits)}), mapped as {field}; map the one to use by "
-                f"its letter" + (f" with {option}" if option else "")
-                + f", e.g. 'column {shown[hits[-1]]}', or rename the others"
-            )
-        return ColumnChoice(hits[0], headers[hits[0]])
+        return _mapped_column(headers, keys, shown, field, mapped, option)
     hits = [i for i, k in enumerate(keys) if k in defaults]
     if not hits:
         if required:
@@ -166,6 +145,33 @@ def find_column(
             f"several columns could be the {field} column: "
             f"{_listing([headers[i] for i in hits], [shown[i] for i in hits])}"
             + (f"; {how}" if how else "")
+        )
+    return ColumnChoice(hits[0], headers[hits[0]])
+
+
+def _mapped_column(headers: Sequence[str], keys: Sequence[str], shown: Sequence[str], field: str,
+                   mapped: str, option: str) -> ColumnChoice:
+    """The column a definition maps by header or by letter ("column C")."""
+    wanted = header_key(mapped)
+    hits = [i for i, k in enumerate(keys) if k == wanted]
+    letter = mapped_letter(mapped)
+    if not hits and letter is not None:
+        hits = [i for i, s in enumerate(shown) if s == letter]
+        if not hits:
+            raise ColumnError(
+                f"no column {letter} (mapped as {field}); columns: {_listing(headers, shown)}"
+            )
+    if not hits:
+        raise ColumnError(
+            f"no column {mapped!r} (mapped as {field}); columns: {_listing(headers, shown)}"
+            + (f"; map this file's with {option}" if option else "")
+        )
+    if len(hits) > 1:
+        raise ColumnError(
+            f"several columns are headed {headers[hits[0]]!r} (columns "
+            f"{_and(shown[i] for i in hits)}), mapped as {field}; map the one to use by "
+            f"its letter" + (f" with {option}" if option else "")
+            + f", e.g. 'column {shown[hits[-1]]}', or rename the others"
         )
     return ColumnChoice(hits[0], headers[hits[0]])
 
