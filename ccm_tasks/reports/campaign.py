@@ -722,8 +722,6 @@ def period_line(report: CampaignReport) -> str:
 def fill_summary(ws: Any, report: CampaignReport) -> None:
     """The Summary sheet: title, headline figures with definitions, outcomes in words, the agents
     with most talk time, more figures, the latest runs; three charts beside them; one printed page."""
-    from openpyxl.chart import Reference
-
     layout = Layout(ws, (34, 20, 76))
     as_of = display(report.figure("as_of"), "datetime")
     layout.title(f"{report.campaign}: call outcomes",
@@ -732,6 +730,21 @@ def fill_summary(ws: Any, report: CampaignReport) -> None:
                   "sheet; outcome codes for machines are in outcomes.csv and the Attempts sheet."])
     layout.block(("Headline figure", "Value", "What it means"),
                  [(Cell(f.label), Cell(f.value, f.kind), Cell(f.definition)) for f in report.headline])
+    _summary_outcomes(ws, layout, report)
+    _summary_agents(ws, layout, report)
+    shown = {f.name for f in report.headline}
+    layout.block(("More figures", "Value", "What it means"),
+                 [(Cell(f.label), Cell(f.value, f.kind), Cell(f.definition))
+                  for f in report.figures if f.name not in shown and f.name != "as_of"])
+    _summary_runs(layout, report)
+    print_setup(ws, title=report.page_title, fit_height=1, repeat_header=False)
+    ws.print_area = f"A1:{layout.print_right}{layout.last_row}"
+    ws.sheet_view.showGridLines = False
+
+
+def _summary_outcomes(ws: Any, layout: Layout, report: CampaignReport) -> None:
+    """Outcomes in words with their chart (non-zero only), and the calls-by-hour chart."""
+    from openpyxl.chart import Reference
 
     statuses = report.statuses[report.statuses["customers"] > 0]
     total = len(report.outcomes)
@@ -743,7 +756,6 @@ def fill_summary(ws: Any, report: CampaignReport) -> None:
     if len(statuses):
         layout.bar_chart("Customers by outcome", [references(ws, 2, first, last)],
                          references(ws, 1, first, last, with_title=False), horizontal=True)
-
     hours = report.hours
     if len(hours):
         n = len(hours) + 1
@@ -752,41 +764,40 @@ def fill_summary(ws: Any, report: CampaignReport) -> None:
                           Reference(range_string=f"'By hour'!$C$1:$C${n}")],
                          Reference(range_string=f"'By hour'!$A$2:$A${n}"))
 
+
+def _summary_agents(ws: Any, layout: Layout, report: CampaignReport) -> None:
+    """The agents with most talk time, and their chart."""
     agents = report.agents.sort_values(["talk_time_s", "agent"], ascending=[False, True], kind="stable")
     top = agents.head(SUMMARY_AGENTS)
-    if len(top):
-        rows = []
-        for r in top.itertuples(index=False):
-            detail = (f"{int(r.calls_placed):,d} calls placed, {display(r.answer_rate, 'percent') or '-'} "
-                      f"answered, {display(r.utilisation, 'percent') or '-'} utilisation")
-            rows.append((Cell(r.agent_name if isinstance(r.agent_name, str) and r.agent_name else r.agent),
-                         Cell(int(r.talk_time_s), "duration"), Cell(detail)))
-        more = f"{len(agents)} agents in all: see the Agents sheet." if len(agents) > len(top) else None
-        first, last = layout.block((f"Agents, most talk time first (top {len(top)})", "Talk time",
-                                    "Calls placed, answer rate, utilisation"), rows, note=more)
-        layout.bar_chart("Talk time per agent", [references(ws, 2, first, last)],
-                         references(ws, 1, first, last, with_title=False), horizontal=True,
-                         number_format="[h]:mm")
+    if not len(top):
+        return
+    rows = []
+    for r in top.itertuples(index=False):
+        detail = (f"{int(r.calls_placed):,d} calls placed, {display(r.answer_rate, 'percent') or '-'} "
+                  f"answered, {display(r.utilisation, 'percent') or '-'} utilisation")
+        rows.append((Cell(r.agent_name if isinstance(r.agent_name, str) and r.agent_name else r.agent),
+                     Cell(int(r.talk_time_s), "duration"), Cell(detail)))
+    more = f"{len(agents)} agents in all: see the Agents sheet." if len(agents) > len(top) else None
+    first, last = layout.block((f"Agents, most talk time first (top {len(top)})", "Talk time",
+                                "Calls placed, answer rate, utilisation"), rows, note=more)
+    layout.bar_chart("Talk time per agent", [references(ws, 2, first, last)],
+                     references(ws, 1, first, last, with_title=False), horizontal=True,
+                     number_format="[h]:mm")
 
-    shown = {f.name for f in report.headline}
-    layout.block(("More figures", "Value", "What it means"),
-                 [(Cell(f.label), Cell(f.value, f.kind), Cell(f.definition))
-                  for f in report.figures if f.name not in shown and f.name != "as_of"])
 
+def _summary_runs(layout: Layout, report: CampaignReport) -> None:
+    """The latest runs, newest first."""
     runs = report.runs.tail(SUMMARY_RUNS).iloc[::-1]
-    if len(runs):
-        rows = []
-        for r in runs.itertuples(index=False):
-            ran = (r.ended - r.started).total_seconds() if not pd.isna(r.ended) else None
-            status = str(r.status) + (f": {r.reason}" if isinstance(r.reason, str) and r.reason else "")
-            rows.append((Cell(r.started, "datetime"), Cell(ran, "duration"), Cell(status)))
-        more = (f"{len(report.runs)} runs in all: see the Runs sheet." if len(report.runs) > len(runs)
-                else None)
-        layout.block((f"Latest runs: started ({report.timezone})", "Ran for", "Status"), rows, note=more)
-
-    print_setup(ws, title=report.page_title, fit_height=1, repeat_header=False)
-    ws.print_area = f"A1:{layout.print_right}{layout.last_row}"
-    ws.sheet_view.showGridLines = False
+    if not len(runs):
+        return
+    rows = []
+    for r in runs.itertuples(index=False):
+        ran = (r.ended - r.started).total_seconds() if not pd.isna(r.ended) else None
+        status = str(r.status) + (f": {r.reason}" if isinstance(r.reason, str) and r.reason else "")
+        rows.append((Cell(r.started, "datetime"), Cell(ran, "duration"), Cell(status)))
+    more = (f"{len(report.runs)} runs in all: see the Runs sheet." if len(report.runs) > len(runs)
+            else None)
+    layout.block((f"Latest runs: started ({report.timezone})", "Ran for", "Status"), rows, note=more)
 
 
 # --------------------------------------------------------------------------- Markdown and artifacts

@@ -353,6 +353,18 @@ def _sheet_xml(table: Table, start: int, stop: int, styles: _Styles, epoch: np.d
                else styles.header if kind in ("text", "phone", "bool") else styles.header_right)
         yield _text_cell(f"{letter}1", header, sid)
     yield "</row>"
+    yield from _body_rows(frame, columns, kinds, letters, start, stop, styles, epoch)
+    if total_row is not None:
+        yield f'<row r="{last}">'
+        for column, kind, letter in zip(columns, kinds, letters, strict=True):
+            yield _total_cell(f"{letter}{last}", total_row.get(column), kind, styles)
+        yield "</row>"
+    yield _sheet_end(table, ref)
+
+
+def _body_rows(frame: pd.DataFrame, columns: list[str], kinds: list[Kind], letters: list[str], start: int,
+               stop: int, styles: _Styles, epoch: np.datetime64) -> Iterator[str]:
+    """The data rows, a chunk of rows per string, built column by column."""
     for chunk_start in range(start, stop, _CHUNK_ROWS):
         chunk_stop = min(stop, chunk_start + _CHUNK_ROWS)
         rows = [str(r) for r in range(chunk_start - start + 2, chunk_stop - start + 2)]
@@ -371,14 +383,13 @@ def _sheet_xml(table: Table, start: int, stop: int, styles: _Styles, epoch: np.d
         columns_in_order = [itertools.repeat(m) if isinstance(m, str) else m for m in merged]
         # strict=False: the constants repeat without end; the lists, all as long as the chunk, stop it.
         yield "".join(["".join(row) for row in zip(*columns_in_order, strict=False)])
-    if total_row is not None:
-        yield f'<row r="{last}">'
-        for column, kind, letter in zip(columns, kinds, letters, strict=True):
-            yield _total_cell(f"{letter}{last}", total_row.get(column), kind, styles)
-        yield "</row>"
+
+
+def _sheet_end(table: Table, ref: str) -> str:
+    """Filter, margins, page set-up and the printed header and footer."""
     left, right, top, bottom, head, foot = PAGE.margins
     title = escape_xml(header_text(table.title or table.name))
-    yield (f'</sheetData><autoFilter ref="{ref}"/>'
+    return (f'</sheetData><autoFilter ref="{ref}"/>'
            f'<pageMargins left="{left}" right="{right}" top="{top}" bottom="{bottom}" header="{head}" '
            f'footer="{foot}"/>'
            f'<pageSetup paperSize="{PAGE.paper_size}" orientation="{PAGE.orientation}" fitToWidth="1" '
