@@ -125,76 +125,87 @@ def _local_input(value: Any) -> str:
     return str(value)[:16]
 
 
+class _Form:
+    """Read a submitted form: stripped text, optional text, and multi-valued fields."""
+
+    def __init__(self, form: Mapping[str, Any]) -> None:
+        self.form = form
+
+    def get(self, name: str) -> str:
+        value = self.form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    def optional(self, name: str) -> str | None:
+        return self.get(name) or None
+
+    def many(self, name: str) -> list[str]:
+        value = self.form.get(name)
+        return [str(v) for v in value] if isinstance(value, list) else ([value] if value else [])
+
+    def flag(self, name: str) -> bool:
+        return bool(self.form.get(name))
+
+
 def apply_form(base: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` (the current definition mapping) with the form's values put in.
 
     ``form`` maps field names to a string, or to a list of strings for :data:`MULTI` fields and
     ``sheet`` (one per customer file, in order). Blank optional fields mean "not set".
     """
-    def get(name: str) -> str:
-        value = form.get(name)
-        return value.strip() if isinstance(value, str) else ""
-
-    def optional(name: str) -> str | None:
-        return get(name) or None
-
-    def many(name: str) -> list[str]:
-        value = form.get(name)
-        return [str(v) for v in value] if isinstance(value, list) else ([value] if value else [])
-
+    f = _Form(form)
     out = {k: v for k, v in base.items()}
-    customers = dict(out.get("customers") or {})
-    files = [dict(f) for f in customers.get("files") or []]
-    sheets = many("sheet")
-    for i, entry in enumerate(files):
-        if i < len(sheets):
-            entry["sheet"] = sheets[i] or None
-    customers["files"] = files
-    columns = {k: v for k, v in {"phone": optional("phone_column"),
-                                 "preferred_agent": optional("agent_column")}.items() if v}
-    customers.pop("columns", None)
-    if columns:
-        customers["columns"] = columns
-    customers["default_region"] = get("default_region") or "IN"
-    out["customers"] = customers
-    out["description"] = get("description")
-    out["virtual_number"] = get("virtual_number")
+    out["customers"] = _customers_from(out.get("customers") or {}, f)
+    out["description"] = f.get("description")
+    out["virtual_number"] = f.get("virtual_number")
     out["call"] = {
-        "recording": bool(form.get("recording")),
-        "recording_channels": optional("recording_channels"),
-        "wait_audio_url": optional("wait_audio_url"),
-        "max_time_limit": optional("max_time_limit"),
-        "attempt_time_out": optional("attempt_time_out"),
+        "recording": f.flag("recording"),
+        "recording_channels": f.optional("recording_channels"),
+        "wait_audio_url": f.optional("wait_audio_url"),
+        "max_time_limit": f.optional("max_time_limit"),
+        "attempt_time_out": f.optional("attempt_time_out"),
     }
     out["retry"] = {
-        "max_attempts": get("max_attempts"), "interval_minutes": get("interval_minutes"),
-        "backoff": get("backoff") or "linear",
-        "retry_on": [s for s in many("retry_on") if s in RETRYABLE_STATUSES],
-        "customer_no_dial_max_retries": get("customer_no_dial_max_retries"),
-        "max_agent_side_retries": get("max_agent_side_retries"),
+        "max_attempts": f.get("max_attempts"), "interval_minutes": f.get("interval_minutes"),
+        "backoff": f.get("backoff") or "linear",
+        "retry_on": [s for s in f.many("retry_on") if s in RETRYABLE_STATUSES],
+        "customer_no_dial_max_retries": f.get("customer_no_dial_max_retries"),
+        "max_agent_side_retries": f.get("max_agent_side_retries"),
     }
-    out["window"] = {"start": get("window_start"), "end": get("window_end"),
-                     "timezone": get("timezone"), "days": many("days")}
-    for key in ("start_at", "end_at"):
-        value = optional(key)
+    out["window"] = {"start": f.get("window_start"), "end": f.get("window_end"),
+                     "timezone": f.get("timezone"), "days": f.many("days")}
+    for key in ("start_at", "end_at", "api_budget_per_minute"):
+        value = f.optional(key)
         if value is None:
             out.pop(key, None)
         else:
             out[key] = value
-    cap = optional("api_budget_per_minute")
-    if cap is None:
-        out.pop("api_budget_per_minute", None)
-    else:
-        out["api_budget_per_minute"] = cap
-    out["dialer"] = {name: get(name) for name in (
+    out["dialer"] = {name: f.get(name) for name in (
         "sticky_wait_seconds", "agent_cooldown_seconds", "agent_recheck_seconds",
         "stuck_grace_seconds", "average_handling_seconds", "wrap_up_seconds")}
-    out["limits"] = {"max_calls_per_number": get("max_calls_per_number"),
-                     "window_days": get("limit_window_days")}
-    out["callbacks"] = {"enabled": bool(form.get("callbacks_enabled")),
-                        "public_url": optional("callbacks_public_url"),
-                        "listen": optional("callbacks_listen")}
+    out["limits"] = {"max_calls_per_number": f.get("max_calls_per_number"),
+                     "window_days": f.get("limit_window_days")}
+    out["callbacks"] = {"enabled": f.flag("callbacks_enabled"),
+                        "public_url": f.optional("callbacks_public_url"),
+                        "listen": f.optional("callbacks_listen")}
     return out
+
+
+def _customers_from(base: Mapping[str, Any], f: _Form) -> dict[str, Any]:
+    """The ``customers`` block: the sheet chosen per file, the column mapping, the region."""
+    customers = dict(base)
+    files = [dict(entry) for entry in customers.get("files") or []]
+    sheets = f.many("sheet")
+    for i, entry in enumerate(files):
+        if i < len(sheets):
+            entry["sheet"] = sheets[i] or None
+    customers["files"] = files
+    columns = {k: v for k, v in {"phone": f.optional("phone_column"),
+                                 "preferred_agent": f.optional("agent_column")}.items() if v}
+    customers.pop("columns", None)
+    if columns:
+        customers["columns"] = columns
+    customers["default_region"] = f.get("default_region") or "IN"
+    return customers
 
 
 def problems_by_field(error: DefinitionError) -> tuple[dict[str, str], list[str]]:

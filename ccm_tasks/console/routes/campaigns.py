@@ -126,21 +126,12 @@ def _text(form: FormData, field: str) -> str:
 
 def _create_campaign(request: Request, form: FormData, user: User, state: ConsoleState) -> Response:
     values = {k: _text(form, k) for k in ("name", "description", "virtual_number", "roster", "dnc")}
-    errors: dict[str, str] = {}
     name = values["name"]
-    customer_files = _files(form, "customers")
-    agents_file = _files(form, "agents_file")
-    dnc_file = _files(form, "dnc_file")
+    uploads = {"customers": _files(form, "customers"), "agents": _files(form, "agents_file"),
+               "dnc": _files(form, "dnc_file")}
     rosters = {str(i): k for i, k in enumerate(state.workspace.known_rosters())}
     dnc_lists = {str(i): k for i, k in enumerate(state.workspace.known_do_not_call())}
-    if not NAME_RE.match(name):
-        errors["name"] = "Use 1-64 letters, digits, '_' or '-' (it names the campaign's files and reports)."
-    if not customer_files:
-        errors["customers"] = "Choose at least one customer spreadsheet (CSV or Excel)."
-    if not agents_file and values["roster"] not in rosters:
-        errors["agents"] = "Upload the agents roster, or pick one already known."
-    if not values["virtual_number"]:
-        errors["virtual_number"] = "Give the virtual number (ExoPhone) calls come from."
+    errors = _new_campaign_problems(values, uploads, rosters)
     if errors:
         return _new_form_again(request, state, values, errors, user)
     folder = state.workspace.folder_for(name)
@@ -149,43 +140,27 @@ def _create_campaign(request: Request, form: FormData, user: User, state: Consol
     except FileExistsError:
         errors["name"] = f"There is already a campaign named {name}; choose another name."
         return _new_form_again(request, state, values, errors, user)
-    limits = {"max_bytes": int(state.settings.max_upload_mb * 2**20),
-              "max_expanded_bytes": int(state.settings.max_workbook_expanded_mb * 2**20)}
     try:
-        stored: dict[str, list[StoredFile]] = {"customers": [], "agents": [], "dnc": []}
-        for field, uploads, key in (("customers", customer_files, "customers"),
-                                    ("agents", agents_file, "agents"), ("dnc", dnc_file, "dnc")):
-            for upload in uploads:
-                try:
-                    stored[key].append(store_upload(upload.file, folder, upload.filename, **limits))
-                except UploadRefused as exc:
-                    errors[field] = str(exc)
+        stored = _store_uploads(uploads, folder, state, errors)
         if not errors:
-            rows = count_rows([s.path for s in stored["customers"]])
-            if rows > state.settings.max_rows:
-                errors["customers"] = (f"The files hold {rows:,} rows; the console takes at most "
-                                       f"{state.settings.max_rows:,} per campaign. Split the campaign.")
+            agents = stored["agents"][0].path if stored["agents"] else rosters[values["roster"]].path
+            dnc = [s.path for s in stored["dnc"]] or (
+                [dnc_lists[values["dnc"]].path] if values["dnc"] in dnc_lists else [])
+            mapping: dict[str, Any] = {
+                **state.workspace.template_settings(), "name": name, "description": values["description"],
+                "customers": {"files": [{"path": relative(s.path, folder), "sheet": "*"}
+                                        for s in stored["customers"]]},
+                "agents": relative(agents, folder), "do_not_call": [relative(p, folder) for p in dnc],
+                "virtual_number": values["virtual_number"]}
+            try:
+                state.workspace.write(name, mapping, by=user.name)
+            except DefinitionError as exc:
+                by_field, general = problems_by_field(exc)
+                errors.update(by_field)
+                if general:
+                    errors["general"] = "; ".join(general)
         if errors:
             remove_folder(folder)
-            return render(request, "new.html", _new_form_context(state, values, errors), status_code=400,
-                          user=user)
-        agents = stored["agents"][0].path if stored["agents"] else rosters[values["roster"]].path
-        dnc = [s.path for s in stored["dnc"]] or (
-            [dnc_lists[values["dnc"]].path] if values["dnc"] in dnc_lists else [])
-        mapping: dict[str, Any] = {
-            **state.workspace.template_settings(), "name": name, "description": values["description"],
-            "customers": {"files": [{"path": relative(s.path, folder), "sheet": "*"}
-                                    for s in stored["customers"]]},
-            "agents": relative(agents, folder), "do_not_call": [relative(p, folder) for p in dnc],
-            "virtual_number": values["virtual_number"]}
-        try:
-            state.workspace.write(name, mapping, by=user.name)
-        except DefinitionError as exc:
-            remove_folder(folder)
-            by_field, general = problems_by_field(exc)
-            errors.update(by_field)
-            if general:
-                errors["general"] = "; ".join(general)
             return render(request, "new.html", _new_form_context(state, values, errors), status_code=400,
                           user=user)
     except BaseException:
@@ -193,6 +168,42 @@ def _create_campaign(request: Request, form: FormData, user: User, state: Consol
         raise
     log.info("%s created campaign %s (%d customer files)", user.name, name, len(stored["customers"]))
     return RedirectResponse(f"/campaigns/{name}/edit", status_code=303)
+
+
+def _new_campaign_problems(values: dict[str, str], uploads: dict[str, list[Any]],
+                           rosters: dict[str, Any]) -> dict[str, str]:
+    """What is missing or wrong in the new-campaign form, by field."""
+    errors: dict[str, str] = {}
+    if not NAME_RE.match(values["name"]):
+        errors["name"] = "Use 1-64 letters, digits, '_' or '-' (it names the campaign's files and reports)."
+    if not uploads["customers"]:
+        errors["customers"] = "Choose at least one customer spreadsheet (CSV or Excel)."
+    if not uploads["agents"] and values["roster"] not in rosters:
+        errors["agents"] = "Upload the agents roster, or pick one already known."
+    if not values["virtual_number"]:
+        errors["virtual_number"] = "Give the virtual number (ExoPhone) calls come from."
+    return errors
+
+
+def _store_uploads(uploads: dict[str, list[Any]], folder: Path, state: ConsoleState,
+                   errors: dict[str, str]) -> dict[str, list[StoredFile]]:
+    """Store every upload under the campaign's folder (safe names, size limits); refusals go to
+    ``errors`` by field, and so does a campaign with more rows than the console takes."""
+    limits = {"max_bytes": int(state.settings.max_upload_mb * 2**20),
+              "max_expanded_bytes": int(state.settings.max_workbook_expanded_mb * 2**20)}
+    stored: dict[str, list[StoredFile]] = {"customers": [], "agents": [], "dnc": []}
+    for key, files in uploads.items():
+        for upload in files:
+            try:
+                stored[key].append(store_upload(upload.file, folder, upload.filename, **limits))
+            except UploadRefused as exc:
+                errors[key] = str(exc)
+    if not errors:
+        rows = count_rows([s.path for s in stored["customers"]])
+        if rows > state.settings.max_rows:
+            errors["customers"] = (f"The files hold {rows:,} rows; the console takes at most "
+                                   f"{state.settings.max_rows:,} per campaign. Split the campaign.")
+    return stored
 
 
 # --------------------------------------------------------------------------- settings
