@@ -2,8 +2,9 @@
 
 The attempt row is committed (and fsynced) before its Make Call. If the process dies right after,
 did the POST leave? Without more, nobody knows, and the customer would be final as ``unknown``.
-So just before the request is handed to the HTTP connection, its attempt id is appended to a file
-of this holder's (one ``write`` call, no fsync: microseconds). A later run that finds an attempt
+So when the request's headers start to go out on a connection (the client's send hook: after the
+pool handed one out and after any connect), its attempt id is appended to a file of this holder's
+(one ``write`` call, no fsync: microseconds). A later run that finds an attempt
 still ``created`` by a dead holder of this machine, in this boot, reads the journal:
 
 * id absent: the request was provably never sent; the attempt is ``rejected`` (not sent), the
@@ -13,7 +14,7 @@ still ``created`` by a dead holder of this machine, in this boot, reads the jour
 The file survives the death of the process (the kernel keeps written data), not a power cut; a
 journal from before a reboot, or from another machine, is not trusted and such attempts are
 ``unknown``. The window left is between the journal write and the request's bytes reaching the
-socket, tens of microseconds of Python.
+socket: one turn of the event loop.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import base64
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -71,20 +71,41 @@ class OpenGate:
 
 
 class _SendHook(httpx.AsyncBaseTransport):
-    """Calls a request's ``ccm.on_send`` hook at the last moment before it goes to a connection
-    (the dialer's send journal, ccm_tasks.dialer.journal)."""
+    """Calls a request's ``ccm.on_send`` hook at the last moment before its bytes are written
+    (the dialer's send journal, ccm_tasks.dialer.journal).
+
+    On a real connection that moment is httpcore's ``send_request_headers`` trace event: after the
+    pool handed out a connection and after any TCP connect or TLS handshake, so a request that
+    waited for a connection, or failed to connect, is provably not sent. A transport without
+    sockets (the tests' mocks) has no such event; for those the hook runs just before it.
+    """
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
+        self._traced = isinstance(inner, httpx.AsyncHTTPTransport)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         hook = request.extensions.get("ccm.on_send")
         if hook is not None:
-            hook()
+            if self._traced:
+                request.extensions = {**request.extensions, "trace": _send_trace(hook,
+                                                                                 request.extensions.get("trace"))}
+            else:
+                hook()
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _send_trace(hook: Callable[[], None], outer: Any) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore trace callback that calls ``hook`` as the request's headers start to go out."""
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith(".send_request_headers.started"):
+            hook()
+        if outer is not None:
+            await outer(event, info)
+    return trace
 
 
 class _BasicAuth(httpx.Auth):

@@ -313,6 +313,21 @@ async def test_connect_error_is_retried_then_raised_even_for_make_call() -> None
     assert client.stats["post_sent"] == 0  # none reached a socket: nothing was sent
 
 
+async def test_send_hook_runs_once_the_connection_is_there(simulator: SimulatorServer) -> None:
+    """The send journal's hook fires when the request's bytes start to go out: once per POST on a
+    real connection, and never for a request that could not connect (provably not sent)."""
+    sent: list[int] = []
+    async with client_for(simulator) as client:
+        await client.make_call(call(), on_send=lambda: sent.append(1))
+    assert sent == [1]
+    assert len(simulator.dial_log()) == 1
+    async with CCMClient(base_url=f"http://127.0.0.1:{_closed_port()}", api_key="k", api_token="t",
+                         account_sid="sid", clock=ManualClock(), max_retries=1) as client:
+        with pytest.raises(E.ConnectError):
+            await client.make_call(call(), on_send=lambda: sent.append(2))
+    assert sent == [1]
+
+
 # ----------------------------------------------------------------------------- protocol edge cases
 
 def _ok(data: dict[str, Any] | None = None, method: str = "GET") -> httpx.Response:
