@@ -411,6 +411,7 @@ async def test_a_429_burst_costs_its_retry_after_not_a_minute(ledger: Ledger) ->
     assert len(recovered) >= 0.5 * len(before), (len(before), len(recovered))
 
 
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)  # about time zones, not the ledger
 async def test_recipients_are_called_only_in_their_own_hours(ledger: Ledger) -> None:
     """Window 09:00-21:00 Asia/Kolkata from 19:25 IST: Indian numbers at once; New York numbers only
     from 09:00 in New York (19:30 IST); Los Angeles numbers never (their 09:00 is after 21:00 IST)."""

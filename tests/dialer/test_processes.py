@@ -107,6 +107,8 @@ def test_two_campaigns_in_two_processes_share_agents(tmp_path: Path, ledger_url:
 
 
 @pytest.mark.slow
+# SQLite only: the same kill-and-resume runs on PostgreSQL in tests/dialer/test_crash_recovery.py.
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
 def test_sigkill_at_random_points_then_resume(tmp_path: Path, ledger_url: str) -> None:
     rng = random.Random(20261120)
     ledger = ledger_url
