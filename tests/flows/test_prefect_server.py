@@ -5,10 +5,14 @@ SQLAlchemy 2.1 prefect 3.8.8's scheduler fails every minute and no scheduled run
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ccm_tasks.ledger import Ledger
 from ccm_tasks.simulator.server import SimulatorServer
@@ -20,6 +24,7 @@ from tests.flows.prefect_server import (
     deployment_runs,
     eventually,
     minute_ahead,
+    read_run,
     tail,
 )
 
@@ -65,3 +70,102 @@ async def test_the_servers_scheduler_starts_a_campaign_and_the_daily_report(
     finally:
         book.close()
     assert (tmp_path / "reports" / "daily" / f"{at.date()}.xlsx").exists(), tail(log)
+
+
+def slow_calls(make_simulator: Callable[..., SimulatorServer], agents: int) -> SimulatorServer:
+    """A simulator at 30x whose calls last 2-4 real seconds (so some are live when a test acts)."""
+    return make_simulator(time_scale=30, agents=[{"user_id": u, "contact_uri": c}
+                                                 for u, c in all_agents(agents)],
+                          behaviour={"talk_seconds": [60, 120], "agent_ring_seconds": [1, 3],
+                                     "customer_ring_seconds": [1, 3], "agent_answer_probability": 1.0,
+                                     "customer_answer_probability": 1.0, "agent_cancel_probability": 0.0})
+
+
+def all_agents(n: int) -> list[tuple[str, str]]:
+    return [(f"agent-{i:03d}", f"+91980000{i:04d}") for i in range(1, n + 1)]
+
+
+NEVER = {"cron": "0 0 1 1 *", "timezone": "UTC"}
+"""A schedule that does not fire during a test (the deployment is run by hand)."""
+
+
+async def start_deployment_run(api: str, name: str) -> Any:
+    from prefect.client.orchestration import PrefectClient
+
+    async with PrefectClient(api=api) as client:
+        deployment = await client.read_deployment_by_name(name)
+        return await client.create_flow_run_from_deployment(deployment.id)
+
+
+async def test_prefect_cancel_drains_live_calls_and_ends_the_run_cancelled(
+        real_prefect: PrefectServer, make_simulator: Callable[..., SimulatorServer], tmp_path: Path) -> None:
+    sim = slow_calls(make_simulator, 6)
+    write_campaign(tmp_path / "campaigns" / "c", "cancelme", agents=all_agents(6),
+                   numbers=[f"+9199{i:08d}" for i in range(60)], schedule=NEVER)
+    ledger = tmp_path / "ledger.sqlite"
+    env = real_prefect.client_env(ccm_env(sim, ledger, tmp_path / "reports"))
+    log = tmp_path / "serve.log"
+    with ccm_serve(tmp_path / "campaigns", env, log, "--no-daily") as serve:
+        await eventually(lambda: _exists(real_prefect.url, "run-campaign/campaign-cancelme"), 60,
+                         what=f"the deployment\n{tail(log)}")
+        flow_run = await start_deployment_run(real_prefect.url, "run-campaign/campaign-cancelme")
+
+        async def dialling() -> bool | None:
+            assert serve.poll() is None, tail(log)
+            state = (await read_run(real_prefect.url, flow_run.id)).state
+            assert not state.is_final(), (state, tail(log))
+            now = sim.clock.time()
+            live = [r for r in sim.dial_log() if r["terminal"] > now]  # a call's fate is drawn when placed
+            return True if len(live) >= 4 else None
+
+        await eventually(dialling, 90, every=0.2, what=f"live calls\n{tail(log)}")
+        asked = time.monotonic()
+        asked_sim = sim.clock.time()
+        await prefect_cli(env, "flow-run", "cancel", str(flow_run.id))
+
+        async def ended() -> Any:
+            run = await read_run(real_prefect.url, flow_run.id)
+            return run if run.state.is_final() else None
+
+        final = await eventually(ended, 60, every=0.2, what=f"the cancelled run's end\n{tail(log)}")
+        took = time.monotonic() - asked
+        ended_sim = sim.clock.time()
+    calls = sim.dial_log()
+    print(f"cancel -> {final.state.type.value} in {took:.1f}s; {len(calls)} calls; message "
+          f"{final.state.message!r}")
+    assert final.state.is_cancelled(), (final.state, tail(log))
+    assert "SIGTERM" in (final.state.message or ""), final.state.message
+    assert took < 30, f"{took:.1f}s from cancel to the run's end"
+    # The runner sends SIGTERM within a second or two of the request; nothing is dialled after that.
+    assert [r for r in calls if r["created"] > asked_sim + 3 * 30] == []
+    assert all(r["terminal"] <= ended_sim for r in calls), "a call left live"
+    book = Ledger(ledger)
+    try:
+        assert book.count("attempts", state="placed") == book.count("attempts", state="created") == 0
+        assert [lease for lease in book.leases() if lease["available_at"] is None] == []
+        (row,) = book.runs(book.campaign_id("cancelme") or 0)
+        assert row["status"] == "cancelled", row
+    finally:
+        book.close()
+
+
+async def prefect_cli(env: dict[str, str], *args: str) -> str:
+    """Run the ``prefect`` command (as an operator would); its output; fails on a non-zero exit."""
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("prefect")), *args, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+async def _exists(api: str, name: str) -> bool | None:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.exceptions import ObjectNotFound
+
+    async with PrefectClient(api=api) as client:
+        try:
+            await client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return None
+    return True
