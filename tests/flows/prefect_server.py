@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ccm_tasks.simulator.server import SimulatorServer
+
 T = TypeVar("T")
 
 SERVER_SETTINGS = {
@@ -195,3 +197,81 @@ async def read_run(api: str, run_id: Any) -> Any:
 
     async with PrefectClient(api=api) as client:
         return await client.read_flow_run(run_id)
+
+
+def slow_calls(make_simulator: Callable[..., SimulatorServer], agents: int) -> SimulatorServer:
+    """A simulator at 30x whose calls last 2-4 real seconds (so some are live when a test acts)."""
+    return make_simulator(time_scale=30, agents=[{"user_id": u, "contact_uri": c}
+                                                 for u, c in all_agents(agents)],
+                          behaviour={"talk_seconds": [60, 120], "agent_ring_seconds": [1, 3],
+                                     "customer_ring_seconds": [1, 3], "agent_answer_probability": 1.0,
+                                     "customer_answer_probability": 1.0, "agent_cancel_probability": 0.0})
+
+
+def all_agents(n: int) -> list[tuple[str, str]]:
+    """(user_id, contact_uri) of agent-001 ... agent-<n>, as the simulator's pool numbers them."""
+    return [(f"agent-{i:03d}", f"+91980000{i:04d}") for i in range(1, n + 1)]
+
+
+NEVER = {"cron": "0 0 1 1 *", "timezone": "UTC"}
+"""A schedule that does not fire during a test (the deployment is run by hand)."""
+
+
+async def start_deployment_run(api: str, name: str) -> Any:
+    """A flow run of the deployment ``flow/deployment``, due now (as ``prefect deployment run``)."""
+    from prefect.client.orchestration import PrefectClient
+
+    async with PrefectClient(api=api) as client:
+        deployment = await client.read_deployment_by_name(name)
+        return await client.create_flow_run_from_deployment(deployment.id)
+
+
+async def prefect_cli(env: dict[str, str], *args: str) -> str:
+    """Run the ``prefect`` command (as an operator would); its output; fails on a non-zero exit."""
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("prefect")), *args, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+async def deployment_exists(api: str, name: str) -> bool | None:
+    """True once the deployment is registered, else None (for :func:`eventually`)."""
+    from prefect.client.orchestration import PrefectClient
+    from prefect.exceptions import ObjectNotFound
+
+    async with PrefectClient(api=api) as client:
+        try:
+            await client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return None
+    return True
+
+
+def live_calls(sim: SimulatorServer) -> int:
+    """Calls the simulator has not ended yet (a call's fate is drawn when it is placed)."""
+    now = sim.clock.time()
+    return sum(1 for r in sim.dial_log() if r["terminal"] > now)
+
+
+def runner_pid(ledger: Path | str, campaign: str) -> int:
+    """The pid of the live process dialling ``campaign`` (its holder in the ledger)."""
+    from ccm_tasks.ledger import Ledger
+
+    book = Ledger(ledger)
+    try:
+        alive = [h for h in book.holders() if str(h["label"]).startswith(f"ccm run {campaign} ")
+                 and h["alive"]]
+    finally:
+        book.close()
+    assert len(alive) == 1, alive
+    return int(str(alive[0]["pid"]))
+
+
+def pid_gone(pid: int) -> bool:
+    """Whether no process (or only a zombie waiting for its parent) has this pid."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True

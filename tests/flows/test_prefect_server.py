@@ -5,9 +5,6 @@ SQLAlchemy 2.1 prefect 3.8.8's scheduler fails every minute and no scheduled run
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,13 +15,20 @@ from ccm_tasks.ledger import Ledger
 from ccm_tasks.simulator.server import SimulatorServer
 from tests.dialer.campaign_files import ccm_env, write_campaign
 from tests.flows.prefect_server import (
+    NEVER,
     PrefectServer,
+    all_agents,
     ccm_serve,
     cron_at,
+    deployment_exists,
     deployment_runs,
     eventually,
+    live_calls,
     minute_ahead,
+    prefect_cli,
     read_run,
+    slow_calls,
+    start_deployment_run,
     tail,
 )
 
@@ -72,31 +76,6 @@ async def test_the_servers_scheduler_starts_a_campaign_and_the_daily_report(
     assert (tmp_path / "reports" / "daily" / f"{at.date()}.xlsx").exists(), tail(log)
 
 
-def slow_calls(make_simulator: Callable[..., SimulatorServer], agents: int) -> SimulatorServer:
-    """A simulator at 30x whose calls last 2-4 real seconds (so some are live when a test acts)."""
-    return make_simulator(time_scale=30, agents=[{"user_id": u, "contact_uri": c}
-                                                 for u, c in all_agents(agents)],
-                          behaviour={"talk_seconds": [60, 120], "agent_ring_seconds": [1, 3],
-                                     "customer_ring_seconds": [1, 3], "agent_answer_probability": 1.0,
-                                     "customer_answer_probability": 1.0, "agent_cancel_probability": 0.0})
-
-
-def all_agents(n: int) -> list[tuple[str, str]]:
-    return [(f"agent-{i:03d}", f"+91980000{i:04d}") for i in range(1, n + 1)]
-
-
-NEVER = {"cron": "0 0 1 1 *", "timezone": "UTC"}
-"""A schedule that does not fire during a test (the deployment is run by hand)."""
-
-
-async def start_deployment_run(api: str, name: str) -> Any:
-    from prefect.client.orchestration import PrefectClient
-
-    async with PrefectClient(api=api) as client:
-        deployment = await client.read_deployment_by_name(name)
-        return await client.create_flow_run_from_deployment(deployment.id)
-
-
 async def test_prefect_cancel_drains_live_calls_and_ends_the_run_cancelled(
         real_prefect: PrefectServer, make_simulator: Callable[..., SimulatorServer], tmp_path: Path) -> None:
     sim = slow_calls(make_simulator, 6)
@@ -106,7 +85,7 @@ async def test_prefect_cancel_drains_live_calls_and_ends_the_run_cancelled(
     env = real_prefect.client_env(ccm_env(sim, ledger, tmp_path / "reports"))
     log = tmp_path / "serve.log"
     with ccm_serve(tmp_path / "campaigns", env, log, "--no-daily") as serve:
-        await eventually(lambda: _exists(real_prefect.url, "run-campaign/campaign-cancelme"), 60,
+        await eventually(lambda: deployment_exists(real_prefect.url, "run-campaign/campaign-cancelme"), 60,
                          what=f"the deployment\n{tail(log)}")
         flow_run = await start_deployment_run(real_prefect.url, "run-campaign/campaign-cancelme")
 
@@ -114,9 +93,7 @@ async def test_prefect_cancel_drains_live_calls_and_ends_the_run_cancelled(
             assert serve.poll() is None, tail(log)
             state = (await read_run(real_prefect.url, flow_run.id)).state
             assert not state.is_final(), (state, tail(log))
-            now = sim.clock.time()
-            live = [r for r in sim.dial_log() if r["terminal"] > now]  # a call's fate is drawn when placed
-            return True if len(live) >= 4 else None
+            return True if live_calls(sim) >= 4 else None
 
         await eventually(dialling, 90, every=0.2, what=f"live calls\n{tail(log)}")
         asked = time.monotonic()
@@ -149,23 +126,24 @@ async def test_prefect_cancel_drains_live_calls_and_ends_the_run_cancelled(
         book.close()
 
 
-async def prefect_cli(env: dict[str, str], *args: str) -> str:
-    """Run the ``prefect`` command (as an operator would); its output; fails on a non-zero exit."""
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("prefect")), *args, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT)
-    out, _ = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, out.decode(errors="replace")
-    return out.decode(errors="replace")
+async def test_the_heartbeat_automation_is_created_once_and_left_alone_when_unchanged(
+        real_prefect: PrefectServer) -> None:
+    """A restarted ``ccm serve`` must not replace the automation's trigger: that would forget the
+    heartbeats of the very run whose crash it restarted after (tests/flows/test_prefect_kills.py)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from flows.automations import ZOMBIE_AUTOMATION, apply_automations
 
-async def _exists(api: str, name: str) -> bool | None:
-    from prefect.client.orchestration import PrefectClient
-    from prefect.exceptions import ObjectNotFound
-
-    async with PrefectClient(api=api) as client:
-        try:
-            await client.read_deployment_by_name(name)
-        except ObjectNotFound:
-            return None
-    return True
+    with temporary_settings({PREFECT_API_URL: real_prefect.url}):
+        first = await apply_automations(75)
+        again = await apply_automations(75)
+        async with get_client() as client:
+            (before,) = await client.read_automations_by_name(ZOMBIE_AUTOMATION)
+        changed = await apply_automations(80)
+        async with get_client() as client:
+            (after,) = await client.read_automations_by_name(ZOMBIE_AUTOMATION)
+        await apply_automations(45)  # what the kill tests use
+    assert first.startswith(("created", "updated")) and again.startswith("kept"), (first, again)
+    assert changed.startswith("updated") and after.id == before.id
+    assert after.trigger.within.total_seconds() == 80  # type: ignore[union-attr]
