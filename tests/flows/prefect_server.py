@@ -226,10 +226,10 @@ async def start_deployment_run(api: str, name: str) -> Any:
         return await client.create_flow_run_from_deployment(deployment.id)
 
 
-async def prefect_cli(env: dict[str, str], *args: str) -> str:
+async def prefect_cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
     """Run the ``prefect`` command (as an operator would); its output; fails on a non-zero exit."""
     proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("prefect")), *args, env=env, stdout=subprocess.PIPE,
+        str(Path(sys.executable).with_name("prefect")), *args, env=env, cwd=cwd, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, out.decode(errors="replace")

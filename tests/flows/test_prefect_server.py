@@ -31,6 +31,7 @@ from tests.flows.prefect_server import (
     start_deployment_run,
     tail,
 )
+from tests.support import Receiver
 
 AGENTS = [(f"agent-{i:03d}", f"+91980000{i:04d}") for i in range(1, 5)]
 
@@ -147,3 +148,103 @@ async def test_the_heartbeat_automation_is_created_once_and_left_alone_when_unch
     assert first.startswith(("created", "updated")) and again.startswith("kept"), (first, again)
     assert changed.startswith("updated") and after.id == before.id
     assert after.trigger.within.total_seconds() == 80  # type: ignore[union-attr]
+
+
+async def test_prefect_deploy_stores_no_machines_folder(real_prefect: PrefectServer, tmp_path: Path) -> None:
+    """``prefect deploy --all`` from one machine: the deployments say *which variable* names the
+    worker's folder, never the deploying machine's folders (Prefect resolves ``{{ $VAR }}`` in
+    prefect.yaml at deploy time)."""
+    import json
+
+    from prefect.client.orchestration import PrefectClient
+
+    repo = Path(__file__).parents[2]
+    env = real_prefect.client_env(home=tmp_path / "deployer")
+    env.update({"CCM_HOME": "/deploying/machine/home", "CCM_WORKDIR": "/deploying/machine/checkout"})
+    await prefect_cli(env, "work-pool", "create", "ccm-pool", "--type", "process", "--overwrite")
+    await prefect_cli(env, "--no-prompt", "deploy", "--all", cwd=repo)
+    async with PrefectClient(api=real_prefect.url) as client:
+        deployments = {d.name: d for d in await client.read_deployments()}
+    for name in ("pool-daily-report", "pool-campaign-demo"):
+        d = deployments[name]
+        assert d.pull_steps == [{"flows.steps.working_directory_from_env": {"variable": "CCM_WORKDIR"}}]
+        assert d.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
+        stored = json.dumps(d.model_dump(mode="json"))
+        assert "/deploying/machine" not in stored and str(repo) not in stored, stored
+
+
+def notify_operations(webhook_url: str) -> Any:
+    """The example automation of docs/operating.md ("Events"), verbatim but for the webhook's URL."""
+    from prefect.automations import Automation
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    hook = CustomWebhookNotificationBlock(name="ops", url=webhook_url,
+                                          json_data={"text": "{{subject}}: {{body}}"})
+    block_id = hook.save("ccm-ops", overwrite=True)
+    return Automation(
+        name="ccm: tell operations when a campaign cannot go on",
+        trigger=EventTrigger(expect={"ccm.campaign.fatal"}, match={"prefect.resource.id": "ccm.campaign.*"},
+                             posture=Posture.Reactive, threshold=1),
+        actions=[SendNotification(
+            block_document_id=block_id, subject="Campaign {{ event.resource.name }} stopped",
+            body="{{ event.payload.status }}: {{ event.payload.reason }} "
+                 "({{ event.payload.pending }} customers left)")],
+    ).create()
+
+
+async def test_a_fatal_campaign_reaches_operations_through_the_documented_automation(
+        real_prefect: PrefectServer, make_simulator: Callable[..., SimulatorServer], receiver: Receiver,
+        tmp_path: Path) -> None:
+    import asyncio
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    sim = make_simulator()
+    write_campaign(tmp_path / "campaigns" / "f", "wrongnumber", agents=AGENTS, schedule=NEVER,
+                   numbers=[f"+9199{i:08d}" for i in range(5)], virtual_number="+914444444444")
+    with temporary_settings({PREFECT_API_URL: real_prefect.url}):
+        automation = await asyncio.to_thread(notify_operations, f"{receiver.url}/ops")
+    env = real_prefect.client_env(ccm_env(sim, tmp_path / "ledger.sqlite", tmp_path / "reports"))
+    log = tmp_path / "serve.log"
+    try:
+        with ccm_serve(tmp_path / "campaigns", env, log, "--no-daily", "--no-automations"):
+            await eventually(lambda: deployment_exists(real_prefect.url, "run-campaign/campaign-wrongnumber"),
+                             60, what=f"the deployment\n{tail(log)}")
+            flow_run = await start_deployment_run(real_prefect.url, "run-campaign/campaign-wrongnumber")
+
+            async def ended() -> Any:
+                run = await read_run(real_prefect.url, flow_run.id)
+                return run if run.state.is_final() else None
+
+            final = await eventually(ended, 60, what=f"the run's end\n{tail(log)}")
+            asked = time.monotonic()
+            (note,) = await eventually(lambda: _async(receiver.bodies() or None), 30,
+                                       what="the notification")
+    finally:
+        with temporary_settings({PREFECT_API_URL: real_prefect.url}):
+            await automation.adelete()
+    print(f"notified {time.monotonic() - asked:.1f}s after the run ended: {note['text']}")
+    assert final.state.is_failed(), final.state
+    assert note["text"].startswith("Campaign wrongnumber stopped: fatal: "), note
+    assert "5 customers left" in note["text"]
+    events = await _events(real_prefect.url, "ccm.campaign.")
+    kinds = {e["event"] for e in events if e["resource"]["prefect.resource.name"] == "wrongnumber"}
+    assert kinds == {"ccm.campaign.started", "ccm.campaign.fatal"}, kinds
+
+
+async def _events(api: str, prefix: str) -> list[dict[str, Any]]:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+        response = await client.post("/events/filter", json={
+            "filter": {"event": {"prefix": [prefix]}, "occurred": {"since": "2000-01-01T00:00:00Z"}},
+            "limit": 50})
+        response.raise_for_status()
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+
+async def _async(value: Any) -> Any:
+    return value
