@@ -119,19 +119,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import os
-
     from ccm_tasks.logs import configure_logging
 
     configure_logging()
-    if not os.environ.get("PREFECT_API_URL"):
-        print("ccm serve: schedules need a Prefect server (the temporary one has no scheduler).\n"
-              "  prefect server start            # in another terminal\n"
-              "  export PREFECT_API_URL=http://127.0.0.1:4200/api\n"
-              "then run `ccm serve` again.", file=sys.stderr)
+    if not _prefect_server_named("serve"):
         return 2
     from prefect import serve
 
+    from ccm_tasks.defaults import HEARTBEAT_SECONDS
+    from flows.automations import apply_automations
     from flows.schedules import all_deployments
 
     deployments = asyncio.run(all_deployments(args.campaigns, args.ledger, daily=not args.no_daily,
@@ -141,10 +137,36 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"ccm serve: nothing to serve: no campaign under {args.campaigns} has a schedule",
               file=sys.stderr)
         return 2
+    # The flow runs this process starts inherit it: their heartbeats let the server tell a run
+    # whose process was killed (flows.automations).
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+    if not args.no_automations:
+        print(asyncio.run(apply_automations(args.zombie_after)))
     for d in deployments:
         print(f"serving {d.flow_name}/{d.name}: {d.schedules[0].schedule if d.schedules else 'no schedule'}")
     serve(*deployments)
     return 0
+
+
+def _cmd_automations(args: argparse.Namespace) -> int:
+    if not _prefect_server_named("automations"):
+        return 2
+    from flows.automations import apply_automations
+
+    print(asyncio.run(apply_automations(args.zombie_after)))
+    return 0
+
+
+def _prefect_server_named(command: str) -> bool:
+    """Whether PREFECT_API_URL names a server; says what to do when it does not."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    print(f"ccm {command}: this needs a Prefect server (the temporary one has no scheduler and no "
+          "automations).\n"
+          "  prefect server start            # in another terminal\n"
+          "  export PREFECT_API_URL=http://127.0.0.1:4200/api\n"
+          f"then run `ccm {command}` again.", file=sys.stderr)
+    return False
 
 
 def _cmd_agents(args: argparse.Namespace) -> int:
@@ -375,6 +397,14 @@ def _add_ledger_option(parser: argparse.ArgumentParser) -> None:
                         help="ledger path or URL (default: $CCM_LEDGER, else $CCM_HOME/var/ledger.sqlite)")
 
 
+def _add_zombie_option(parser: argparse.ArgumentParser) -> None:
+    from ccm_tasks.defaults import HEARTBEAT_SECONDS, ZOMBIE_AFTER_SECONDS
+
+    parser.add_argument("--zombie-after", type=float, default=ZOMBIE_AFTER_SECONDS, metavar="SECONDS",
+                        help="mark a run Crashed after this long without a heartbeat "
+                             f"(default {ZOMBIE_AFTER_SECONDS:g}; heartbeats every {HEARTBEAT_SECONDS} s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     from ccm_tasks.defaults import DAILY_CRON, DAILY_TIMEZONE
@@ -412,7 +442,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--daily-cron", default=DAILY_CRON, help=f"when the daily report runs ({DAILY_CRON})")
     p.add_argument("--daily-timezone", default=DAILY_TIMEZONE)
     p.add_argument("--no-daily", action="store_true", help="do not serve the daily report")
+    _add_zombie_option(p)
+    p.add_argument("--no-automations", action="store_true",
+                   help="do not create or update the Prefect automations (see `ccm automations`)")
     p.set_defaults(handler=_cmd_serve)
+
+    p = sub.add_parser("automations", help="create or update the Prefect automations the deployments "
+                                           "rely on (done by `ccm serve` too; run once for workers)")
+    _add_zombie_option(p)
+    p.set_defaults(handler=_cmd_automations)
 
     p = sub.add_parser("agents", help="show agent leases; release one whose call was confirmed by hand")
     p.add_argument("action", nargs="?", choices=["list", "release"], default="list")

@@ -6,8 +6,8 @@ event loop, and *follows* it through the ledger (``run_id``); if Prefect is not 
 ends, the command does not wait for it. Signals:
 
 * Ctrl-C (SIGINT) once: no new calls, live calls are followed to the end (the run ends ``stopped``);
-* SIGTERM (a container stopping, a Prefect cancellation): the same, for at most ``DRAIN_SECONDS``,
-  then the run ends ``cancelled``;
+* SIGTERM (a container stopping, a Prefect cancellation): the same, for at most ``DRAIN_SECONDS``;
+  the run ends ``cancelled`` either way;
 * a second signal: stop now (``interrupted``, exit 130): the summary is still printed, and calls
   left live are confirmed by the next run at once.
 """
@@ -176,9 +176,7 @@ def _install_signal_handlers(run: CampaignRun) -> Callable[[], None]:
             engine.interrupt(f"stopped at once by a second {sig.name}")
         elif sig == signal.SIGTERM:
             print(f"\nSIGTERM: no new calls; following live calls for up to {DRAIN_SECONDS:g}s.", flush=True)
-            engine.request_stop("cancelled (SIGTERM)", status="cancelled")
-            loop.call_later(DRAIN_SECONDS, engine.interrupt,
-                            f"SIGTERM: live calls left after {DRAIN_SECONDS:g}s for the next run")
+            engine.drain("cancelled (SIGTERM)", DRAIN_SECONDS)
         else:
             print("\nStopping: no new calls; following live calls to the end (Ctrl-C again to stop now).",
                   flush=True)

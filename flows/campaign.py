@@ -174,9 +174,7 @@ def _drain_on_termination(run: CampaignRun, drain_seconds: float) -> Iterator[No
 
     def cancel(why: str) -> None:
         if run.engine.state.held.stop_reason is None:
-            run.engine.request_stop(why, status="cancelled")
-            loop.call_later(drain_seconds, run.engine.interrupt, f"{why}; live calls left after "
-                                                                 f"{drain_seconds:g}s for the next run")
+            run.engine.drain(why, drain_seconds)
 
     async def watch_parent() -> None:
         while os.getppid() == parent:  # noqa: ASYNC110 - no event tells us the parent died

@@ -2,9 +2,11 @@
 
 A campaign definition with ``schedule: {cron, timezone}`` becomes the deployment
 ``run-campaign/campaign-<name>``; the daily report is ``daily-report/daily-report`` (default
-21:30 Asia/Kolkata). Every deployment allows one run at a time and cancels a new one that collides
-(a campaign still running when its next slot comes does not start a second run of itself); the
-ledger's one-runner-per-campaign lock backs this up across servers.
+21:30 Asia/Kolkata). The deployments ``prefect.yaml`` declares for workers are named ``pool-...``,
+so the two never share a name (a deployment registered under another's name replaces it).
+Every deployment allows one run at a time and cancels a new one that collides (a campaign still
+running when its next slot comes does not start a second run of itself); the ledger's
+one-runner-per-campaign lock backs this up across servers.
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ from flows.daily import daily_report
 log = logging.getLogger("ccm.serve")
 
 
+DAILY_DEPLOYMENT = "daily-report"
+POOL_PREFIX = "pool-"
+"""How the names of prefect.yaml's deployments start (and those here never do)."""
+
+
+def campaign_deployment_name(campaign: str) -> str:
+    """The name ``ccm serve`` gives a campaign's deployment."""
+    return f"campaign-{campaign}"
+
+
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 
@@ -38,7 +50,7 @@ async def campaign_deployments(campaigns_dir: Path, ledger: str | None = None) -
         if definition.schedule is None:
             continue
         out.append(await run_campaign.ato_deployment(
-            name=f"campaign-{definition.name}",
+            name=campaign_deployment_name(definition.name),
             schedule=Cron(definition.schedule.cron, timezone=definition.schedule.timezone),
             parameters={"definition": str(path.resolve()), "ledger": ledger},
             concurrency_limit=ONE_AT_A_TIME,
@@ -51,7 +63,7 @@ async def daily_deployment(cron: str = DAILY_CRON, timezone: str = DAILY_TIMEZON
                            ledger: str | None = None) -> RunnerDeployment:
     """The daily call-outcome report."""
     return await daily_report.ato_deployment(
-        name="daily-report", schedule=Cron(cron, timezone=timezone),
+        name=DAILY_DEPLOYMENT, schedule=Cron(cron, timezone=timezone),
         parameters={"timezone": timezone, "ledger": ledger}, concurrency_limit=ONE_AT_A_TIME,
         description="Every call that ended today, across campaigns", tags=["ccm", "report"])
 

@@ -67,6 +67,7 @@ class CampaignEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._chores: set[asyncio.Task[None]] = set()  # short ledger work the run waits for
         self._interrupted: str | None = None
+        self._interrupt_status: RunStatus = "interrupted"
         self._stop_status: RunStatus = "stopped"
         self._paused_at_start = False
         self._waiting_logged: float | None = None
@@ -125,10 +126,21 @@ class CampaignEngine:
         self._stop_status = status
         self.state.request_stop(reason)
 
-    def interrupt(self, reason: str) -> None:
-        """Stop now: the run ends at once; calls in flight are left for the next run to confirm."""
+    def interrupt(self, reason: str, *, status: RunStatus = "interrupted") -> None:
+        """Stop now: the run ends at once with ``status``; calls in flight are left for the next run
+        to confirm (a drain that ran out of time ends ``cancelled``, a second Ctrl-C ``interrupted``)."""
         self._interrupted = reason
+        self._interrupt_status = status
         self.state.wake()
+
+    def drain(self, reason: str, within: float, *, status: RunStatus = "cancelled") -> None:
+        """Place no new calls, follow live ones for at most ``within`` real seconds, and end the run
+        with ``status`` either way (SIGTERM from Prefect or a container, the loss of the process that
+        started this one). Calls still live at the bound are left for the next run to confirm."""
+        self.request_stop(reason, status=status)
+        asyncio.get_running_loop().call_later(
+            within, lambda: self.interrupt(f"{reason}; live calls left after {within:g}s for the next run "
+                                           "to confirm", status=status))
 
     def deliver_callback(self, event: CallbackEvent) -> None:
         """A recorded status callback (from the receiver in this process). Idempotent."""
@@ -202,7 +214,7 @@ class CampaignEngine:
     def _end_state(self, now: float) -> RunResult | None:
         s = self.state
         if self._interrupted is not None:
-            return self._result("interrupted", self._interrupted)
+            return self._result(self._interrupt_status, self._interrupted)
         if any(c.attempt_id not in s.stuck for c in s.calls.values()) or self._chores:
             return None  # calls being placed or followed (a stuck call does not hold the run open)
         pending, held, window = s.queue.waiting, s.held, self.cfg.window

@@ -349,6 +349,37 @@ async def test_end_time_stops_new_calls_and_live_ones_finish(ledger: Ledger) -> 
     assert states["pending"] == result.pending > 0 and "calling" not in states
 
 
+@pytest.mark.parametrize("within", [30.0, 0.3])
+async def test_a_drain_ends_cancelled_whether_or_not_live_calls_finish_in_time(ledger: Ledger,
+                                                                               within: float) -> None:
+    """SIGTERM's drain: no new calls; live ones followed for ``within`` real seconds; ``cancelled``
+    either way. Calls finished in time free their agents; calls cut off keep their leases (they may
+    still be live) for the next run to confirm."""
+    agents = roster(3)
+    sc = fast_scenario(agents=sim_agents(agents), time_scale=60, behaviour={
+        "talk_seconds": 60, "agent_ring_seconds": 2, "customer_ring_seconds": 2,
+        "agent_answer_probability": 1, "customer_answer_probability": 1, "agent_cancel_probability": 0})
+    with SimulatorServer(sc) as sim:
+        engine = make_engine(sim, ledger, campaign="c1", agents=agents, people=customers(12),
+                             config=quick_config())
+        task = asyncio.create_task(engine.run())
+        while engine.state.live_calls < 3:  # noqa: ASYNC110 - the engine has no event for this
+            await asyncio.sleep(0.05)
+        engine.drain("cancelled (SIGTERM)", within)
+        drained_at = sim.clock.time()
+        result = await asyncio.wait_for(task, 60)
+        checked = assert_invariants(sim, ledger, engine, all_final=False)
+    assert result.status == "cancelled" and result.exit_code == 0
+    assert all(r["created"] < drained_at + 2 for r in checked["log"]), "a Make Call after the drain began"
+    held = [lease for lease in ledger.leases() if lease["available_at"] is None]
+    if within > 5:
+        assert result.reason == "cancelled (SIGTERM)"
+        assert ledger.count("attempts", state="placed") == 0 and held == []
+    else:
+        assert result.reason.startswith("cancelled (SIGTERM); live calls left after 0.3s")
+        assert ledger.count("attempts", state="placed") == len(held) == 3
+
+
 async def test_start_time_in_the_future_waits(ledger: Ledger) -> None:
     agents = roster(2)
     with SimulatorServer(fast_scenario(agents=sim_agents(agents))) as sim:

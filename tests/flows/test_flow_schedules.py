@@ -66,3 +66,17 @@ async def test_daily_report_flow(prefect_server: None, tmp_path: Path,
     assert "no calls" in next(p for p in files if p.suffix == ".md").read_text().lower()
     assert load_workbook(next(p for p in files if p.suffix == ".xlsx")).sheetnames
     assert result["date"] == date(2026, 11, 20).isoformat()
+
+
+def test_prefect_yaml_and_ccm_serve_never_share_a_deployment_name() -> None:
+    """A deployment registered under another's name replaces it: the daily report served by
+    ``ccm serve`` and the one the workers run must be two deployments."""
+    import yaml
+
+    from flows.schedules import DAILY_DEPLOYMENT, POOL_PREFIX, campaign_deployment_name
+
+    declared = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())["deployments"]
+    names = [d["name"] for d in declared]
+    assert len(names) == len(set(names)) and all(n.startswith(POOL_PREFIX) for n in names), names
+    served = [DAILY_DEPLOYMENT, *(campaign_deployment_name(n) for n in ("demo", "pool-x", "daily-report"))]
+    assert not any(n.startswith(POOL_PREFIX) for n in served), served
