@@ -113,3 +113,16 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "ledger.sqlite")
     return str(request.getfixturevalue("pg_cluster").database())
+
+
+# --------------------------------------------------------------------------- the two halves of make test
+
+SERVER_MODULES = {"test_prefect_server", "test_prefect_kills", "test_topology"}
+"""Tests against a real ``prefect server start``: most of their time is spent waiting on the server
+(its scheduler's next minute, 30 s flow-run heartbeats), so ``make test`` runs them beside the rest."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in SERVER_MODULES:
+            item.add_marker(pytest.mark.prefect_server)
