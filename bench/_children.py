@@ -1,6 +1,8 @@
 """Child processes of the dialer benchmark: the engine, and the bare loops it is compared with.
 
 Each prints one JSON line: CPU seconds and peak RSS of its own process, and its request counts.
+The simulator runs in another process; a child shares its simulated clock through the spec
+``ccm simulator`` prints (``CCM_SIM_CLOCK``), read by :func:`ccm_tasks.target.shared_clock`.
 """
 
 from __future__ import annotations
@@ -14,43 +16,75 @@ import time
 from pathlib import Path
 from typing import Any
 
+SIM_ACCOUNT = {"api_key": "sim-key", "api_token": "sim-token", "account_sid": "sim-account"}
+
 
 def _usage() -> dict[str, float]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return {"cpu": ru.ru_utime + ru.ru_stime, "maxrss_mib": ru.ru_maxrss / 1024}
 
 
+class _Agent:
+    def __init__(self, key: str) -> None:
+        self.agent_key = self.user_id = key
+        self.contact_uri = None
+        self.name = key
+
+
+def _customers(n: int, offset: int = 0) -> list[dict[str, Any]]:
+    return [{"customer_key": f"+9199{i:08d}", "phone": f"+9199{i:08d}"} for i in range(offset, offset + n)]
+
+
+def _budget(spec: dict[str, Any], ledger: Any, clock: Any) -> Any:
+    """The process's own bucket, or (``shared_budget``) the account's bucket in the ledger."""
+    from ccm_tasks.dialer.budget import ApiBudget
+    from ccm_tasks.target import account_budget
+
+    if spec.get("shared_budget"):
+        return account_budget(ledger, f"sim-account@{spec['url']}", spec["per_minute"], clock)
+    return ApiBudget(spec["per_minute"], clock)
+
+
 async def engine(spec: dict[str, Any]) -> dict[str, Any]:
+    """One campaign's engine, as tests/dialer/harness.py builds it (no Prefect, no definition file).
+
+    ``ledger``: a path or URL shared with other children (default: a fresh SQLite file);
+    ``shared_budget``: draw from the account's bucket in that ledger (several processes on one
+    account) instead of a bucket of this process; ``start_at``/``end_at``: the calling window, in
+    simulated epoch seconds (several processes start together); ``wrap_up``: seconds an agent gets
+    after a call they answered (``dialer.wrap_up_seconds``).
+    """
+    import dataclasses
     from datetime import time as dtime
 
-    from ccm_tasks.dialer.budget import ApiBudget
-    from ccm_tasks.dialer.engine import CampaignEngine, EngineConfig
+    from ccm_tasks.dialer.budget import AccountBudget, CampaignGate
+    from ccm_tasks.dialer.config import EngineConfig
+    from ccm_tasks.dialer.engine import CampaignEngine
     from ccm_tasks.dialer.policy import Policy
     from ccm_tasks.dialer.window import DialWindow
     from ccm_tasks.exotel.client import CCMClient
     from ccm_tasks.ledger import Ledger
-    from ccm_tasks.runner import clock_of_stand_in
+    from ccm_tasks.target import shared_clock
 
     url, n_agents, n_customers = spec["url"], spec["agents"], spec["customers"]
-    clock = await clock_of_stand_in(url)
-    ledger = Ledger(Path(tempfile.mkdtemp()) / "bench.sqlite")
+    clock = shared_clock(spec.get("clock"))
+    ledger = Ledger(spec.get("ledger") or Path(tempfile.mkdtemp()) / "bench.sqlite")
+    name = spec.get("campaign", "bench")
     now = clock.time()
-    holder = ledger.register_holder("bench")
-    cid = ledger.upsert_campaign("bench", definition_path="-", timezone="Asia/Kolkata", now=now)
-    ledger.claim_campaign(cid, holder, now)
-    ledger.sync_customers(cid, [{"customer_key": f"+9199{i:08d}", "phone": f"+9199{i:08d}"}
-                                for i in range(n_customers)], now)
+    holder = ledger.register_holder(name)
+    cid = ledger.upsert_campaign(name, definition_path="-", timezone="Asia/Kolkata", now=now)
+    assert ledger.claim_campaign(cid, holder, now) is None
+    ledger.sync_customers(cid, _customers(n_customers, spec.get("customer_offset", 0)), now)
     run_id = ledger.start_run(cid, holder, now)
-    end_at = now + spec["duration"] if spec.get("duration") else None
-    window = DialWindow(start=dtime(0), end=dtime(23, 59, 59), end_at=end_at)
-    config = EngineConfig(campaign="bench", virtual_number="+918045680000", window=window,
+    end_at = spec.get("end_at") or (now + spec["duration"] if spec.get("duration") else None)
+    window = DialWindow(start=dtime(0), end=dtime(23, 59, 59), start_at=spec.get("start_at"), end_at=end_at)
+    config = EngineConfig(campaign=name, virtual_number="+918045680000", window=window,
                           policy=Policy(max_attempts=1, retry_on=frozenset(), max_agent_side_retries=0,
                                         customer_no_dial_max_retries=0),
-                          max_pending_posts=spec.get("max_pending_posts", 8), status_callbacks=())
+                          max_pending_posts=spec.get("max_pending_posts", 8),
+                          wrap_up=spec.get("wrap_up", 0.0))
     receiver = hub = None
     if spec.get("callbacks"):
-        import dataclasses
-
         from ccm_tasks.callbacks import CallbackHub, callback_url, create_receiver_app
         from ccm_tasks.exotel.models import StatusCallback
         from ccm_tasks.simulator.server import BackgroundServer
@@ -60,9 +94,8 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
         cb = callback_url(receiver.base_url, ledger.callback_token(cid))
         config = dataclasses.replace(config, status_callbacks=(
             StatusCallback(event="answered", url=cb), StatusCallback(event="terminal", url=cb)))
-    budget = ApiBudget(spec["per_minute"], clock)
-    client = CCMClient(base_url=url, api_key="sim-key", api_token="sim-token", account_sid="sim-account",
-                       clock=clock, gate=budget, max_connections=100)
+    budget = _budget(spec, ledger, clock)
+    client = CCMClient(base_url=url, **SIM_ACCOUNT, clock=clock, gate=budget, max_connections=100)
     agents = [_Agent(f"agent-{i:04d}") for i in range(1, n_agents + 1)]
     eng = CampaignEngine(config=config, ledger=ledger, client=client, budget=budget, clock=clock,
                          campaign_id=cid, run_id=run_id, holder_id=holder, agents=agents,
@@ -75,16 +108,14 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
     await client.aclose()
     if receiver is not None:
         receiver.stop()
+    if isinstance(budget, CampaignGate) and isinstance(budget.account, AccountBudget):
+        budget.account.close()
+    ledger.release_campaign(cid, holder, result.status, result.reason, clock.time())
+    ledger.retire_holder(holder)
     return {"cpu": after["cpu"] - before["cpu"], "wall": time.perf_counter() - t0,
-            "maxrss_mib": after["maxrss_mib"], "status": result.status, "placed": eng.placed,
-            "requests": dict(client.stats), "rate_limited": budget.rate_limited}
-
-
-class _Agent:
-    def __init__(self, key: str) -> None:
-        self.agent_key = self.user_id = key
-        self.contact_uri = None
-        self.name = key
+            "maxrss_mib": after["maxrss_mib"], "status": result.status, "reason": result.reason,
+            "placed": eng.state.placed, "requests": dict(client.stats), "rate_limited": budget.rate_limited,
+            "callbacks_used": eng.callbacks_used}
 
 
 async def bare(spec: dict[str, Any]) -> dict[str, Any]:
@@ -92,10 +123,10 @@ async def bare(spec: dict[str, Any]) -> dict[str, Any]:
     a plain token bucket (the naive dialer a team would write first)."""
     import httpx
 
-    from ccm_tasks.runner import clock_of_stand_in
+    from ccm_tasks.target import shared_clock
 
     url, n_agents, n_customers = spec["url"], spec["agents"], spec["customers"]
-    clock = await clock_of_stand_in(url)
+    clock = shared_clock(spec.get("clock"))
     poll = float(spec.get("poll_every", 0.0))
     per_second = spec["per_minute"] / 60.0
     tokens = {"t": 1.0, "last": clock.time()}
@@ -167,7 +198,9 @@ async def _post(http: Any, agent: int, n: int) -> Any:
         "virtual_number": "+918045680000", "custom_field": f"bare-{n}"})
 
 
+KINDS = {"engine": engine, "bare": bare}
+
 if __name__ == "__main__":
     kind, spec = sys.argv[1], json.loads(sys.argv[2])
-    out = asyncio.run(engine(spec) if kind == "engine" else bare(spec))
+    out = asyncio.run(KINDS[kind](spec))
     print(json.dumps(out))

@@ -39,7 +39,9 @@ HANDLING = {"talk_seconds": {"kind": "lognormal", "mean": 150, "sd": 60, "min": 
             "post_processing_seconds": [2, 5], "customer_answer_probability": 0.75}
 
 
-def start_simulator(scenario: dict[str, Any]) -> tuple[subprocess.Popen[str], str]:
+def start_simulator(scenario: dict[str, Any]) -> tuple[subprocess.Popen[str], str, str | None]:
+    """``ccm simulator`` in its own process: (process, base URL, its clock's CCM_SIM_CLOCK spec, None
+    at time scale 1). Children share the clock through :func:`ccm_tasks.target.shared_clock`."""
     path = Path(tempfile.mkdtemp()) / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario))
     proc = subprocess.Popen([sys.executable, "-m", "ccm_tasks.cli", "simulator", "--port", "0",
@@ -48,7 +50,9 @@ def start_simulator(scenario: dict[str, Any]) -> tuple[subprocess.Popen[str], st
     assert proc.stdout is not None
     line = proc.stdout.readline()
     url = line.split("listening on ")[1].split()[0]
-    return proc, url
+    exports = proc.stdout.readline()
+    clock = exports.split("CCM_SIM_CLOCK=")[1].split()[0] if "CCM_SIM_CLOCK=" in exports else None
+    return proc, url, clock
 
 
 def child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -130,10 +134,10 @@ def polling_run(name: str, agents: int, minutes: int, scale: float, per_minute: 
         ("naive 10 s poll", "bare", {"poll_every": 10.0}),
     ]
     for label, kind, extra in runs:
-        proc, url = start_simulator(scenario)
+        proc, url, clock = start_simulator(scenario)
         try:
             t0 = time.perf_counter()
-            res = child(kind, {"url": url, "agents": agents, "customers": customers,
+            res = child(kind, {"url": url, "clock": clock, "agents": agents, "customers": customers,
                                "per_minute": per_minute, "duration": minutes * 60, **extra})
             log, counters = sim_state(url)
         finally:
@@ -171,9 +175,9 @@ def cpu_run(agents: int, customers: int) -> None:
           f"{'lost':>5}")
     results = {}
     for label, kind in (("bare loop", "bare"), ("engine", "engine")):
-        proc, url = start_simulator(scenario)
+        proc, url, clock = start_simulator(scenario)
         try:
-            res = child(kind, {"url": url, "agents": agents, "customers": customers,
+            res = child(kind, {"url": url, "clock": clock, "agents": agents, "customers": customers,
                                "per_minute": 10**9, "poll_every": 0.05, "max_pending_posts": 64})
         finally:
             proc.terminate()

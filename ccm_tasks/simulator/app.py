@@ -286,7 +286,7 @@ class _Routes:
         """Request and callback counters, and requests per simulated minute."""
         per_minute = {str(k): v for k, v in sorted(self.account.requests_per_minute.items())}
         return {"now": self.clock.time(), "counters": dict(self.account.counters),
-                "requests_per_minute": per_minute}
+                "requests_per_minute": per_minute, "busiest_60s": self.account.busiest_60s}
 
     async def set_account(self, request: Request) -> Response:
         """Change the account's rate limit: ``{"rate_limit_per_minute": 20}`` (null: none)."""

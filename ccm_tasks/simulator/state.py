@@ -200,6 +200,7 @@ class SimulatedAccount:
         self._customer_calls: Counter[str] = Counter()
         self._request_times: list[float] = []
         self.requests_per_minute: Counter[int] = Counter()  # accepted API requests by simulated minute
+        self.busiest_60s = 0  # most requests accepted in any sliding 60 s (tracked under a limit)
         self._sid_rng = _stream(scenario.seed, "sids")
         self.fault_rng = _stream(scenario.seed, "faults")
         self.callback_rng = _stream(scenario.seed, "callbacks")
@@ -241,6 +242,7 @@ class SimulatedAccount:
             self.counters["rate_limited"] += 1
             raise E.RateLimited(retry_after=max(0.0, times[0] + 60.0 - now))
         times.append(now)
+        self.busiest_60s = max(self.busiest_60s, len(times))
         self.requests_per_minute[int(now // 60)] += 1
 
     # ------------------------------------------------------------------ make call

@@ -129,6 +129,7 @@ def test_rate_limit_is_a_sliding_minute() -> None:
     assert info.value.http_status == 429 and info.value.retry_after == pytest.approx(30.0)
     clock.advance(30.01)
     acc.admit()
+    assert acc.busiest_60s == 3  # the most accepted in any sliding minute (what 429s guard)
 
 
 @pytest.mark.parametrize(("behaviour", "status"), [
