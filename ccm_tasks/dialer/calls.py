@@ -38,6 +38,7 @@ class CallLifecycle:
         self.run, self.db, self.client, self.budget = run, db, client, budget
         self.follower, self.journal = follower, journal
         self.on_agent_leased: OnClaimRefused | None = None  # lease recovery decides (recovery.py)
+        self.on_campaign_held: Callable[[], None] | None = None  # the engine reads its controls now
         self.early: dict[int, Callable[[], None]] = {}  # callbacks that came before we followed
 
     @property
@@ -132,6 +133,13 @@ class CallLifecycle:
             await self.on_agent_leased(call, claim)
             return
         run.pool.set_idle(agent, agent.idle_since)
+        if claim.refusal == "campaign_held":
+            # Paused or stopped in the ledger before this run's next read of its controls: nothing
+            # was written; first in line again, and the controls are read at once.
+            run.back_to_front(entry, now)
+            if self.on_campaign_held is not None:
+                self.on_campaign_held()
+            return
         if claim.refusal == "number_busy":
             # Another campaign is on a call with this person: try again a little later.
             entry.pending()
