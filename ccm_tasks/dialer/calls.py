@@ -201,13 +201,16 @@ class CallLifecycle:
                     else Decision(entry.counts, final="unknown"))
         update = run.outcome(entry, decision, status or "unknown", now)
         cooldown = decision.agent_cooldown and status in AGENT_SIDE
-        wrap_up = self.cfg.wrap_up if not cooldown and details.agent_leg_status == "completed" else 0.0
+        # Every call the agent answered earns its wrap-up, a cancelled one too (agent_canceled: the
+        # agent picked up, then hung up): the lease holds it in the ledger, so no campaign calls them
+        # sooner; an agent-side cool-down, in this run only, rests them at least as long.
+        wrap_up = self.cfg.wrap_up if details.agent_leg_status == "completed" else 0.0
         await self.db.settled(
             self.db.ledger.complete_attempt, call.attempt_id, details=details.model_dump(mode="json"),
             summary=attempt_summary(details), customer_id=entry.id, customer=update, agent_key=agent.key,
             release=True, now=now, resolved_by=resolved_by, wrap_up_seconds=wrap_up)
         if cooldown:
-            run.pool.set_timed(agent, "cooldown", now + self.cfg.agent_cooldown, status)
+            run.pool.set_timed(agent, "cooldown", now + max(self.cfg.agent_cooldown, wrap_up), status)
         elif wrap_up > 0:
             run.pool.set_timed(agent, "wrap_up", now + wrap_up, "after-call work")
         else:
