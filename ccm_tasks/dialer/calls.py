@@ -115,7 +115,7 @@ class CallLifecycle:
             self.db.ledger.claim, agent_key=call.agent.key, agent_name=call.agent.name,
             holder_id=run.ids.holder_id, campaign_id=run.ids.campaign_id, run_id=run.ids.run_id,
             customer_id=entry.id, attempt_no=entry.next_attempt_no, now=now, uid=uuid.uuid4().hex,
-            customer_key=entry.customer_key, limit=self.cfg.contact_limit))
+            customer_key=entry.customer_key, limit=self.cfg.contact_limit, clock=run.clock.time))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:

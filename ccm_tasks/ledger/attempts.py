@@ -18,7 +18,7 @@ NOTHING``) and compare-and-delete statements whose row count decides.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -94,23 +94,31 @@ class AttemptStore(CampaignStore):
 
     def claim(self, *, agent_key: str, agent_name: str | None, holder_id: str, campaign_id: int,
               run_id: int | None, customer_id: int, attempt_no: int, now: float, uid: str | None = None,
-              customer_key: str | None = None, limit: ContactLimit | None = None) -> Claim:
+              customer_key: str | None = None, limit: ContactLimit | None = None,
+              clock: Callable[[], float] | None = None) -> Claim:
         """Lease the agent (and the number) and write the attempt, in one transaction, just before
         its POST. Idempotent by ``uid`` (made here if not given): a retry after a lost commit
         acknowledgement finds its own attempt. Durable against power loss: a Make Call never leaves
         without its attempt on disk.
+
+        ``clock``, when given, is read once the transaction holds the write lock and replaces
+        ``now``: the attempt's time (what contact limits count) is then when it was written, not when
+        the caller asked, which can be a lock wait earlier when other processes write.
         """
         return self._claim(agent_key=agent_key, agent_name=agent_name, holder_id=holder_id,
                            campaign_id=campaign_id, run_id=run_id, customer_id=customer_id,
                            attempt_no=attempt_no, now=now, uid=uid or uuid.uuid4().hex,
-                           customer_key=customer_key, limit=limit)
+                           customer_key=customer_key, limit=limit, clock=clock)
 
     @transaction_retry
     def _claim(self, *, agent_key: str, agent_name: str | None, holder_id: str, campaign_id: int,
                run_id: int | None, customer_id: int, attempt_no: int, now: float, uid: str,
-               customer_key: str | None, limit: ContactLimit | None) -> Claim:
+               customer_key: str | None, limit: ContactLimit | None,
+               clock: Callable[[], float] | None) -> Claim:
         try:
             with self.write(durable=True) as conn:
+                if clock is not None:
+                    now = clock()
                 mine = conn.execute(select(t.attempts.c.id).where(t.attempts.c.uid == uid)).scalar()
                 if mine is not None:
                     return Claim(ok=True, attempt_id=int(mine), attempt_uid=uid)
