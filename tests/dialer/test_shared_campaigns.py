@@ -28,9 +28,10 @@ SCALE = 60.0
 WRAP_UP = DialerSettings().wrap_up_seconds  # the default: the runs below do not set it
 MAX_CALLS = 2
 WINDOW_DAYS = 0.003  # 259.2 simulated seconds (4.3 s of real time): the limit binds and lapses in a run
-# A Make Call reaches the simulator after its attempt's commit (0.1 s of real time on a loaded
-# machine): the contact limit counts attempts, the dial log Make Calls.
-SLACK = 0.1 * SCALE
+WINDOW = WINDOW_DAYS * 86400.0
+# A Make Call leaves right after its attempt's durable commit: 0.1-0.2 s of real time on this loaded
+# machine at worst; more would be a Make Call held after its write (invariant 2).
+MAX_LAG = 0.5 * SCALE
 # The processes read one shared clock (CCM_SIM_CLOCK); a wrap-up starts when the runner learns the
 # call is terminal, after it ended: no slack but the clocks' rounding.
 CLOCK_SLACK = 0.01 * SCALE
@@ -45,6 +46,7 @@ SOUTH = SHARED + [f"+9199{i:08d}" for i in range(200, 206)]
 class SharedRun:
     log: list[dict[str, Any]]
     campaign_of_uid: dict[str, str]  # attempt uid (the Make Call's custom_field) -> campaign
+    written_at: dict[str, float]  # attempt uid -> when the runner wrote it (created_at)
     holds: int  # times a contact limit held a customer
 
     def campaign_of(self, row: dict[str, Any]) -> str:
@@ -66,7 +68,7 @@ def shared_run(request: pytest.FixtureRequest,
         "behaviour": {"talk_seconds": [20, 60], "agent_ring_seconds": [2, 6],
                       "customer_ring_seconds": [3, 12], "post_processing_seconds": [1, 4],
                       "agent_answer_probability": 0.9, "agent_cancel_probability": 0.1,
-                      "customer_answer_probability": 0.4}})
+                      "customer_answer_probability": 0.3}})
     limits = {"max_calls_per_number": MAX_CALLS, "window_days": WINDOW_DAYS}
     retry = {"max_attempts": 3, "interval_minutes": 1}
     with SimulatorServer(world) as sim:
@@ -83,11 +85,13 @@ def shared_run(request: pytest.FixtureRequest,
         log = sim.dial_log()
     ledger = Ledger(url)
     with ledger.read() as conn:
-        owners = dict(conn.execute(select(t.attempts.c.uid, t.campaigns.c.name)
-                                   .join(t.campaigns, t.campaigns.c.id == t.attempts.c.campaign_id)).all())
+        rows = conn.execute(select(t.attempts.c.uid, t.campaigns.c.name, t.attempts.c.created_at)
+                            .join(t.campaigns, t.campaigns.c.id == t.attempts.c.campaign_id)).all()
+        owners = {uid: name for uid, name, _ in rows}
+        written = {uid: float(at) for uid, _, at in rows}
     holds = ledger.count("events", kind="contact_limit_hold")
     ledger.close()
-    yield SharedRun(log, owners, holds)
+    yield SharedRun(log, owners, written, holds)
 
 
 def test_wrap_up_in_the_dial_log(shared_run: SharedRun) -> None:
@@ -118,24 +122,35 @@ def test_a_number_in_two_campaigns_is_never_over_its_limit_nor_in_two_live_calls
         shared_run: SharedRun) -> None:
     """Per number, across both campaigns: each call starts after the previous one is terminal, and no
     rolling window holds more than the limit of calls that may have rung (refused Make Calls never
-    reach the dial log; agent-side outcomes never rang the customer and do not count)."""
+    reach the dial log; agent-side outcomes never rang the customer and do not count).
+
+    The limit counts attempts by the time they were written, and each Make Call leaves right after
+    its write: exact by write times, and by the dial log's times within that lag (measured here,
+    bounded by MAX_LAG)."""
+    log, written = shared_run.log, shared_run.written_at
+    lag = max(r["created"] - written[r["custom_field"]] for r in log)
+    assert 0 <= lag <= MAX_LAG, f"a Make Call left {lag:.1f} simulated seconds after its attempt was written"
     by_number: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in shared_run.log:
+    for row in log:
         by_number[row["customer"]].append(row)
-    window = WINDOW_DAYS * 86400.0
     worst = 0
     for number, rows in by_number.items():
         rows.sort(key=lambda r: r["created"])
         for before, after in itertools.pairwise(rows):
             assert after["created"] >= before["terminal"], f"{number} in two live calls at once"
-        rang = [r["created"] for r in rows if r["call_status"] not in NOT_RINGING_STATUSES]
-        for i, first in enumerate(rang):
-            # Calls in [first, first + window): the limit's rolling window, less the clocks' slack.
-            inside = sum(1 for t in rang[i:] if t < first + window - SLACK)
-            worst = max(worst, inside)
-            assert inside <= MAX_CALLS, f"{number}: {inside} calls that may have rung within {window:g}s"
+        rang = [r for r in rows if r["call_status"] not in NOT_RINGING_STATUSES]
+        worst = max(worst, most_in_a_window(sorted(written[r["custom_field"]] for r in rang), WINDOW))
+        by_dial_log = most_in_a_window([r["created"] for r in rang], WINDOW - lag)
+        assert worst <= MAX_CALLS and by_dial_log <= MAX_CALLS, f"{number} over its limit: " + "; ".join(
+            f"{r['created']:.1f} (written {written[r['custom_field']]:.1f}) {r['call_status']} "
+            f"{shared_run.campaign_of(r)}" for r in rows)
     both = [n for n in SHARED if {shared_run.campaign_of(r) for r in by_number[n]} == {"north", "south"}]
     assert len(both) >= 5, "the shared numbers were not dialled by both campaigns"
-    assert shared_run.holds >= 3, "the contact limit never held anyone: the test proves nothing"
-    assert worst == MAX_CALLS
-    print(f"{len(both)} numbers dialled by both campaigns; {shared_run.holds} contact-limit holds")
+    assert shared_run.holds >= 1 and worst == MAX_CALLS, "the contact limit never bound: this proves nothing"
+    print(f"{len(both)} numbers dialled by both campaigns; {shared_run.holds} contact-limit holds; "
+          f"Make Calls up to {lag:.1f}s after their attempt was written")
+
+
+def most_in_a_window(times: list[float], width: float) -> int:
+    """The most of ``times`` (sorted) inside any half-open window ``[t, t + width)``."""
+    return max((sum(1 for u in times[i:] if u < t + width) for i, t in enumerate(times)), default=0)
