@@ -41,6 +41,9 @@ STATE_OF_PHASE: dict[str, str] = {
 }
 """A live run's phase as a campaign state in words."""
 
+CONTROL_WORDS: dict[str, str] = {"pause": "pause", "run": "resume", "stop": "stop"}
+"""A recorded control (``campaigns.control``) as the command that set it."""
+
 __all__ = ["AgentView", "CampaignNotFound", "CampaignStatus", "ControlChange", "ControlRefused",
            "UnknownCall",
            "pause", "render_status", "requeue_unknown", "resume", "status", "stop", "unknown_calls"]
@@ -93,11 +96,21 @@ class CampaignStatus:
     unknown: int
     updated_at: float | None
     agent_counts: dict[str, int] = field(default_factory=dict)
+    timezone: str = "Asia/Kolkata"  # the campaign's zone: how its times are shown
 
     @property
     def progress(self) -> float:
         """Customers with a final outcome, 0..1."""
         return self.final / self.customers if self.customers else 0.0
+
+    def control_line(self) -> str | None:
+        """The last control an operator (or a new run) recorded: what, who, when and why."""
+        if self.control_by is None:
+            return None
+        when = "" if self.control_at is None else f" at {local_time(self.control_at, self.timezone)}"
+        why = f": {self.control_reason}" if self.control_reason else ""
+        action = CONTROL_WORDS.get(self.control, self.control)
+        return f"last control: {action} by {self.control_by}{when}{why}"
 
 
 @dataclass(frozen=True)
@@ -221,7 +234,8 @@ def _status(ledger: Ledger, row: dict[str, Any], holders: dict[str, dict[str, An
         budget_used_last_minute=int(usage["last_minute"]) if usage else None,
         stuck=progress.stuck if progress else 0, unknown=outcomes.get("unknown", 0),
         updated_at=run.get("progress_at") if live and run else None,
-        agent_counts={k: v for k, v in progress.agents.__dict__.items() if v} if progress else {})
+        agent_counts={k: v for k, v in progress.agents.__dict__.items() if v} if progress else {},
+        timezone=str(row.get("timezone") or "Asia/Kolkata"))
 
 
 def _state(row: dict[str, Any], run: dict[str, Any] | None, live: bool, progress: Progress | None,
@@ -242,7 +256,8 @@ def _state(row: dict[str, Any], run: dict[str, Any] | None, live: bool, progress
 
 
 def render_status(statuses: Sequence[CampaignStatus]) -> str:
-    """A table for a terminal: one line per campaign, then the live detail of running ones."""
+    """A table for a terminal: one line per campaign, then the live detail of running ones and the
+    last control recorded for each (who, when, why)."""
     if not statuses:
         return "no campaign in the ledger yet"
     lines = [f"{'campaign':24} {'state':20} {'final':>13} {'live':>5}  detail"]
@@ -250,7 +265,10 @@ def render_status(statuses: Sequence[CampaignStatus]) -> str:
         lines.append(f"{s.name[:24]:24} {s.state[:20]:20} {s.final:>6}/{s.customers:<6} {s.live_calls:>5}  "
                      f"{s.detail[:80]}")
     for s in statuses:
+        control = s.control_line()
         if s.runner is None:
+            if control is not None:
+                lines.append(f"\n{s.name}: {control}")
             continue
         lines.append(f"\n{s.name}: running on {s.runner}; {s.pending} left")
         if s.agent_counts:
@@ -259,11 +277,22 @@ def render_status(statuses: Sequence[CampaignStatus]) -> str:
         if s.budget_per_minute:
             used = "?" if s.budget_used_last_minute is None else str(s.budget_used_last_minute)
             lines.append(f"  account budget: {used} requests in the last minute of {s.budget_per_minute}/min")
-        if s.control != "run":
-            lines.append(f"  control: {s.control} by {s.control_by or '?'}: {s.control_reason or ''}")
+        if control is not None:
+            lines.append(f"  {control}")
         if s.stuck or s.unknown:
             lines.append(f"  stuck calls {s.stuck}, outcome unknown {s.unknown}")
     return "\n".join(lines)
+
+
+def local_time(ts: float, zone: str) -> str:
+    """Seconds since the epoch as ``YYYY-MM-DD HH:MM:SS <zone abbreviation>`` in ``zone``."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        tz = ZoneInfo(zone)
+    except (KeyError, ValueError):
+        tz = ZoneInfo("UTC")
+    return datetime.fromtimestamp(ts, tz=tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 # --------------------------------------------------------------------------- unknown outcomes

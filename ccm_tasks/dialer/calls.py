@@ -38,6 +38,7 @@ class CallLifecycle:
         self.run, self.db, self.client, self.budget = run, db, client, budget
         self.follower, self.journal = follower, journal
         self.on_agent_leased: OnClaimRefused | None = None  # lease recovery decides (recovery.py)
+        self.on_campaign_held: Callable[[], None] | None = None  # the engine reads its controls now
         self.early: dict[int, Callable[[], None]] = {}  # callbacks that came before we followed
 
     @property
@@ -114,7 +115,7 @@ class CallLifecycle:
             self.db.ledger.claim, agent_key=call.agent.key, agent_name=call.agent.name,
             holder_id=run.ids.holder_id, campaign_id=run.ids.campaign_id, run_id=run.ids.run_id,
             customer_id=entry.id, attempt_no=entry.next_attempt_no, now=now, uid=uuid.uuid4().hex,
-            customer_key=entry.customer_key, limit=self.cfg.contact_limit))
+            customer_key=entry.customer_key, limit=self.cfg.contact_limit, clock=run.clock.time))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -132,6 +133,13 @@ class CallLifecycle:
             await self.on_agent_leased(call, claim)
             return
         run.pool.set_idle(agent, agent.idle_since)
+        if claim.refusal == "campaign_held":
+            # Paused or stopped in the ledger before this run's next read of its controls: nothing
+            # was written; first in line again, and the controls are read at once.
+            run.back_to_front(entry, now)
+            if self.on_campaign_held is not None:
+                self.on_campaign_held()
+            return
         if claim.refusal == "number_busy":
             # Another campaign is on a call with this person: try again a little later.
             entry.pending()
@@ -193,13 +201,16 @@ class CallLifecycle:
                     else Decision(entry.counts, final="unknown"))
         update = run.outcome(entry, decision, status or "unknown", now)
         cooldown = decision.agent_cooldown and status in AGENT_SIDE
-        wrap_up = self.cfg.wrap_up if not cooldown and details.agent_leg_status == "completed" else 0.0
+        # Every call the agent answered earns its wrap-up, a cancelled one too (agent_canceled: the
+        # agent picked up, then hung up): the lease holds it in the ledger, so no campaign calls them
+        # sooner; an agent-side cool-down, in this run only, rests them at least as long.
+        wrap_up = self.cfg.wrap_up if details.agent_leg_status == "completed" else 0.0
         await self.db.settled(
             self.db.ledger.complete_attempt, call.attempt_id, details=details.model_dump(mode="json"),
             summary=attempt_summary(details), customer_id=entry.id, customer=update, agent_key=agent.key,
             release=True, now=now, resolved_by=resolved_by, wrap_up_seconds=wrap_up)
         if cooldown:
-            run.pool.set_timed(agent, "cooldown", now + self.cfg.agent_cooldown, status)
+            run.pool.set_timed(agent, "cooldown", now + max(self.cfg.agent_cooldown, wrap_up), status)
         elif wrap_up > 0:
             run.pool.set_timed(agent, "wrap_up", now + wrap_up, "after-call work")
         else:

@@ -63,9 +63,11 @@ class CampaignEngine:
                                    follower=self.follower, journal=journal)
         self.recovery = LeaseRecovery(self.state, self.calls, self._spawn_call)
         self.calls.on_agent_leased = self.recovery.agent_leased
+        self.calls.on_campaign_held = self._control_changed
         self.router = CallbackRouter(self.state, self.calls, self._spawn)
         self._tasks: set[asyncio.Task[None]] = set()
         self._chores: set[asyncio.Task[None]] = set()  # short ledger work the run waits for
+        self._control_reading: asyncio.Task[None] | None = None
         self._interrupted: str | None = None
         self._interrupt_status: RunStatus = "interrupted"
         self._stop_status: RunStatus = "stopped"
@@ -326,6 +328,21 @@ class CampaignEngine:
             s.log.info("Campaign stopped%s%s: no new calls; the run ends when live calls are over", who, why)
         await self._pick_up_requeued(initial)
         s.wake()
+
+    def _control_changed(self) -> None:
+        """A claim found the campaign paused or stopped in the ledger: read the controls now, not
+        at the next tick (until then every claim is refused the same way, and nothing is dialled)."""
+        if self._control_reading is None or self._control_reading.done():
+            loop = asyncio.get_running_loop()
+            self._control_reading = loop.create_task(self._read_control_now(), name="control-now")
+            self._tasks.add(self._control_reading)
+            self._control_reading.add_done_callback(self._tasks.discard)
+
+    async def _read_control_now(self) -> None:
+        try:
+            await self._read_control()
+        except Exception as exc:  # a transient ledger problem: the next tick reads again
+            self.state.log.warning("reading the campaign's controls failed: %s", exc)
 
     async def _pick_up_requeued(self, initial: bool) -> None:
         """Customers a person put back in the queue (``ccm requeue``) while this run is live."""

@@ -6,6 +6,9 @@
   sid was never learned, after a quarantine long enough for any such call to have ended.
 * A number is leased in ``number_leases`` in the same transaction, so two campaigns never ring one
   person at once, and a contact limit across campaigns is checked there too.
+* The campaign's control (ccm_tasks.control) is read in the same transaction, under a share lock
+  of the campaign's row: once a pause or stop is committed no attempt of the campaign can be written,
+  whenever the running engine next reads its controls.
 * An attempt row is written before its Make Call; its ``uid`` travels in ``custom_field``.
 
 Every race is decided by the database: the leases' primary keys (``INSERT ... ON CONFLICT DO
@@ -15,7 +18,7 @@ NOTHING``) and compare-and-delete statements whose row count decides.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,7 +32,9 @@ from ccm_tasks.ledger.states import OPEN_ATTEMPT, AttemptState, CustomerState, v
 NOT_RINGING_STATUSES = ("agent_unanswered", "agent_canceled", "agent_no_dial", "customer_no_dial")
 """Terminal call statuses in which the customer's phone never rang (not counted by contact limits)."""
 
-Refusal = Literal["agent_leased", "number_busy", "contact_limit"]
+Refusal = Literal["agent_leased", "number_busy", "contact_limit", "campaign_held"]
+"""Why a claim wrote nothing: the agent is leased, the number is on another live call, the number
+reached its contact limit, or an operator paused or stopped the campaign."""
 
 
 @dataclass(frozen=True)
@@ -89,26 +94,35 @@ class AttemptStore(CampaignStore):
 
     def claim(self, *, agent_key: str, agent_name: str | None, holder_id: str, campaign_id: int,
               run_id: int | None, customer_id: int, attempt_no: int, now: float, uid: str | None = None,
-              customer_key: str | None = None, limit: ContactLimit | None = None) -> Claim:
+              customer_key: str | None = None, limit: ContactLimit | None = None,
+              clock: Callable[[], float] | None = None) -> Claim:
         """Lease the agent (and the number) and write the attempt, in one transaction, just before
         its POST. Idempotent by ``uid`` (made here if not given): a retry after a lost commit
         acknowledgement finds its own attempt. Durable against power loss: a Make Call never leaves
         without its attempt on disk.
+
+        ``clock``, when given, is read once the transaction holds the write lock and replaces
+        ``now``: the attempt's time (what contact limits count) is then when it was written, not when
+        the caller asked, which can be a lock wait earlier when other processes write.
         """
         return self._claim(agent_key=agent_key, agent_name=agent_name, holder_id=holder_id,
                            campaign_id=campaign_id, run_id=run_id, customer_id=customer_id,
                            attempt_no=attempt_no, now=now, uid=uid or uuid.uuid4().hex,
-                           customer_key=customer_key, limit=limit)
+                           customer_key=customer_key, limit=limit, clock=clock)
 
     @transaction_retry
     def _claim(self, *, agent_key: str, agent_name: str | None, holder_id: str, campaign_id: int,
                run_id: int | None, customer_id: int, attempt_no: int, now: float, uid: str,
-               customer_key: str | None, limit: ContactLimit | None) -> Claim:
+               customer_key: str | None, limit: ContactLimit | None,
+               clock: Callable[[], float] | None) -> Claim:
         try:
             with self.write(durable=True) as conn:
+                if clock is not None:
+                    now = clock()
                 mine = conn.execute(select(t.attempts.c.id).where(t.attempts.c.uid == uid)).scalar()
                 if mine is not None:
                     return Claim(ok=True, attempt_id=int(mine), attempt_uid=uid)
+                self._check_control(conn, campaign_id)
                 self._lease_agent(conn, agent_key, holder_id, campaign_id, now)
                 if customer_key is not None:
                     if limit is not None:
@@ -126,6 +140,15 @@ class AttemptStore(CampaignStore):
         except _Refused as refused:
             return refused.claim
         return Claim(ok=True, attempt_id=int(attempt_id), attempt_uid=uid)
+
+    def _check_control(self, conn: Connection, campaign_id: int) -> None:
+        """Refuse the claim while operators hold the campaign. The share lock orders it against
+        ``set_control`` (which locks the row for update): on PostgreSQL a pause committed after this
+        read waits for this claim, and a claim after it sees it; SQLite serialises writes anyway."""
+        control = conn.execute(select(t.campaigns.c.control).where(t.campaigns.c.id == campaign_id)
+                               .with_for_update(read=True)).scalar()
+        if control in ("pause", "stop"):
+            raise _Refused(Claim(ok=False, refusal="campaign_held"))
 
     def _lease_agent(self, conn: Connection, agent_key: str, holder_id: str, campaign_id: int,
                      now: float) -> None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,12 @@ RUN_KINDS: dict[str, Kind] = {"run_id": "int", "started": "datetime", "ended": "
                               "status": "text", "status_code": "text", "reason": "text"}
 RUN_LABELS = {"run_id": "Run", "started": "Started", "ended": "Ended", "status": "Status",
               "status_code": "Status code", "reason": "Reason"}
+CONTROL_KINDS: dict[str, Kind] = {"at": "datetime", "action": "text", "by": "text", "reason": "text",
+                                  "customers": "int"}
+CONTROL_LABELS = {"at": "When", "action": "Action", "by": "By", "reason": "Why", "customers": "Customers"}
+CONTROL_EVENTS: dict[str, str] = {"control_pause": "paused", "control_run": "resumed",
+                                  "control_stop": "stopped", "requeue_unknown": "requeued unknown outcomes"}
+"""Operators' actions recorded as events (ccm_tasks.control), in words: the report's Controls table."""
 
 
 class UnknownCampaign(LookupError):
@@ -152,6 +158,8 @@ class CampaignReport:
     runs: pd.DataFrame
     figures: tuple[Figure, ...]
     extra_columns: tuple[str, ...]
+    controls: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(CONTROL_KINDS)))
+    """Operators' pauses, resumes, stops and requeues: when (wall time), who and why."""
 
     @property
     def page_title(self) -> str:
@@ -229,6 +237,11 @@ class CampaignReport:
         """The campaign's runs, statuses in words."""
         return Table("Runs", self.runs, RUN_KINDS, self.timezone, RUN_LABELS, title=self.page_title)
 
+    def controls_table(self) -> Table:
+        """Who paused, resumed, stopped or requeued the campaign, when and why."""
+        return Table("Controls", self.controls, CONTROL_KINDS, self.timezone, CONTROL_LABELS,
+                     title=self.page_title)
+
 
 # --------------------------------------------------------------------------- building
 
@@ -255,6 +268,7 @@ def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | Non
         runs = pd.read_sql(select(t.runs.c.id, t.runs.c.started_at, t.runs.c.ended_at, t.runs.c.status,
                                   t.runs.c.reason).where(t.runs.c.campaign_id == cid)
                            .order_by(t.runs.c.id), conn)
+        controls = _read_controls(conn, cid, zone=str(row["timezone"]))
     for column in ("started_at", "ended_at"):
         runs[column] = runs[column].astype("float64")
     zone = str(row["timezone"])
@@ -292,7 +306,7 @@ def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | Non
         outcomes=outcomes, attempts=_attempts(attempts, customers, zone), statuses=statuses,
         agents=agents, hours=hours_frame(attempts["counted_at"], attempts["call_status"], attempts["talk"],
                                          zone),
-        runs=run_frame, figures=figures, extra_columns=extras)
+        runs=run_frame, figures=figures, extra_columns=extras, controls=controls)
 
 
 def _status(campaign_status: str | None, reason: str | None, runs: pd.DataFrame) -> tuple[str, str | None]:
@@ -326,6 +340,23 @@ def _read_attempts(conn: Connection, campaign_id: int) -> pd.DataFrame:
     for column in ("created_at", "placed_at", "terminal_at", "stuck_at", "start_time", "end_time",
                    "total_talk_time", "total_duration", "wrap_up_seconds"):
         frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def _read_controls(conn: Connection, campaign_id: int, *, zone: str) -> pd.DataFrame:
+    """The campaign's control and requeue events, oldest first (:data:`CONTROL_EVENTS`)."""
+    e = t.events.c
+    rows = conn.execute(select(e.at, e.kind, e.data).where(
+        e.campaign_id == campaign_id, e.kind.in_(list(CONTROL_EVENTS))).order_by(e.id)).all()
+    data = [_json(d) or {} for _at, _kind, d in rows]
+    frame = pd.DataFrame({
+        "at": local_times(pd.Series([float(at) for at, _k, _d in rows], dtype="float64"), zone),
+        "action": pd.Series([CONTROL_EVENTS[k] for _a, k, _d in rows], dtype="object"),
+        "by": pd.Series([d.get("by") for d in data], dtype="object"),
+        "reason": pd.Series([d.get("reason") or None for d in data], dtype="object"),
+        "customers": pd.Series([len(d["customer_ids"]) if "customer_ids" in d else None for d in data],
+                               dtype="float64"),  # requeues only; NaN shows as blank
+    })
     return frame
 
 
@@ -682,10 +713,10 @@ def default_folder(report: CampaignReport) -> Path:
 
 def workbook_sheets(report: CampaignReport) -> list[Table | CustomSheet]:
     """The workbook's sheets in order: Summary (for managers), Agents, By hour, Outcomes, Attempts
-    (codes, for machines), Runs, Glossary."""
+    (codes, for machines), Runs, Controls (who paused, resumed, stopped or requeued), Glossary."""
     return [CustomSheet("Summary", lambda ws: fill_summary(ws, report)), report.agents_table(),
             report.hours_table(), report.outcomes_sheet_table(), report.attempts_table(),
-            report.runs_table(), glossary_table(title=report.page_title)]
+            report.runs_table(), report.controls_table(), glossary_table(title=report.page_title)]
 
 
 def write_campaign_report(report: CampaignReport, folder: Path | None = None) -> list[Path]:
@@ -818,6 +849,8 @@ def campaign_report_markdown(report: CampaignReport, *, agent_rows: int = 50) ->
     shown = {f.name for f in report.headline}
     lines += ["", "## More figures", "",
               figures_markdown(f for f in report.figures if f.name not in shown and f.name != "as_of")]
+    if len(report.controls):
+        lines += ["", "## Controls", "", markdown_table(report.controls_table())]
     return "\n".join(lines) + "\n"
 
 

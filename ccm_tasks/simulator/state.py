@@ -173,6 +173,7 @@ class SimCall:
             "terminal": self.terminal,
             "call_status": self.call_status,
             "talk_seconds": self.talk_seconds,
+            "agent_answered": self.agent_answered,  # when the agent picked up (None: never)
         }
 
 

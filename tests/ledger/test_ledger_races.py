@@ -85,6 +85,34 @@ def test_one_number_is_never_in_two_live_calls(ledger_url: str) -> None:
     assert ledger.count("agent_leases") == 1  # the losers' agent leases were rolled back
 
 
+def test_a_pause_and_claims_at_once_no_attempt_after_the_pause(ledger_url: str) -> None:
+    """Claims racing ``set_control("pause")``: those ordered before it write their attempt, every one
+    after it is refused, and none is lost or half-written (the pause is exact at the database)."""
+    ledger = Ledger(ledger_url)
+    cid, customers = campaign_with_customers(ledger, 16)
+    holder = ledger.register_holder("h")
+
+    def contender(i: int) -> str:
+        if i == 8:
+            assert ledger.set_control(cid, "pause", by="alice", reason="race", now=2.0) is not None
+            return "pause"
+        k = i if i < 8 else i - 1
+        claim = ledger.claim(agent_key=f"agent-{k}", agent_name=None, holder_id=holder, campaign_id=cid,
+                             run_id=None, customer_id=customers[k], attempt_no=1, now=2.0)
+        assert claim.ok or claim.refusal == "campaign_held", claim
+        return "ok" if claim.ok else "held"
+
+    outcomes = race(17, contender)
+    assert outcomes.count("ok") == ledger.count("attempts") == ledger.count("agent_leases")
+    assert outcomes.count("ok") + outcomes.count("held") == 16
+    refused = ledger.claim(agent_key="agent-x", agent_name=None, holder_id=holder, campaign_id=cid,
+                           run_id=None, customer_id=customers[15], attempt_no=2, now=3.0)
+    assert not refused.ok and refused.refusal == "campaign_held"
+    ledger.set_control(cid, "run", by="alice", reason="go on", now=4.0)
+    assert ledger.claim(agent_key="agent-x", agent_name=None, holder_id=holder, campaign_id=cid,
+                        run_id=None, customer_id=customers[15], attempt_no=2, now=5.0).ok
+
+
 def test_one_runner_per_campaign_however_many_start_at_once(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
     cid, _ = campaign_with_customers(ledger, 1)

@@ -187,12 +187,40 @@ def test_time_in_runs_counts_the_runs_an_agent_worked(builder: LedgerBuilder) ->
     assert list(report.runs["status_code"]) == ["window_closed", "interrupted"]
 
 
+def test_operators_controls_are_in_the_report(mixed: LedgerBuilder) -> None:
+    """Who paused, resumed, stopped and requeued the campaign, when (in its zone) and why: the
+    Controls sheet, the console's table and the Markdown summary all say it."""
+    from ccm_tasks import control
+
+    ledger = mixed.ledger
+    cid = ledger.campaign_id("mixed")
+    assert cid is not None
+    ledger.set_control(cid, "pause", by="alice", reason="supervisor briefing",
+                       now=epoch("2026-11-21T00:00:00Z"))
+    ledger.set_control(cid, "run", by="alice", reason="", now=epoch("2026-11-21T00:20:00Z"))
+    ledger.set_control(cid, "stop", by="bob", reason="end of shift", now=epoch("2026-11-21T01:40:00Z"))
+    requeued = control.requeue_unknown(ledger, "mixed", by="carol", reason="agent confirmed no ring")
+    assert requeued == [PHONES[3]]
+    report = build_campaign_report(ledger, "mixed", now=NOW)
+    _, xlsx_path = write_campaign_report(report)
+    header, rows = _rows(xlsx_path, "Controls")
+    assert header == ["When (Asia/Kolkata)", "Action", "By", "Why", "Customers"]
+    assert [(r["Action"], r["By"], r["Why"]) for r in rows] == [
+        ("paused", "alice", "supervisor briefing"), ("resumed", "alice", None),
+        ("stopped", "bob", "end of shift"), ("requeued unknown outcomes", "carol", "agent confirmed no ring")]
+    assert rows[0]["When (Asia/Kolkata)"] == datetime(2026, 11, 21, 5, 30)  # 00:00Z in the campaign's zone
+    assert rows[3]["Customers"] == 1 and rows[0]["Customers"] is None
+    markdown = campaign_report_markdown(report)
+    assert "## Controls" in markdown and "end of shift" in markdown and "bob" in markdown
+
+
 def test_workbook_round_trip_matches_the_ledger(mixed: LedgerBuilder) -> None:
     report = build_campaign_report(mixed.ledger, "mixed", now=NOW)
     csv_path, xlsx_path = write_campaign_report(report)
     assert xlsx_path == Path(xlsx_path.parent.parent.parent / "mixed" / "2026-11-21" / "outcomes.xlsx")
     wb = openpyxl.load_workbook(xlsx_path)
-    assert wb.sheetnames == ["Summary", "Agents", "By hour", "Outcomes", "Attempts", "Runs", "Glossary"]
+    assert wb.sheetnames == ["Summary", "Agents", "By hour", "Outcomes", "Attempts", "Runs", "Controls",
+                             "Glossary"]
 
     header, outcomes = _rows(xlsx_path, "Outcomes")
     assert header == ["name", "city", "agent (input)", "customer_contact_uri", "final_status", "outcome",

@@ -83,7 +83,8 @@ def campaign_report_page(request: Request, name: str, user: Manager,
     return render(request, "report.html", {
         "name": name, "report": report, "figures": figures,
         "chart": bar_chart(statuses, title=f"Customers by outcome, campaign {name}"),
-        "tables": [shown(report.agents_table(), AGENT_ROWS), shown(report.runs_table())]}, user=user)
+        "tables": [shown(report.agents_table(), AGENT_ROWS), shown(report.runs_table()),
+                   *([shown(report.controls_table())] if len(report.controls) else [])]}, user=user)
 
 
 @router.get("/campaigns/{name}/report/outcomes.{kind}")
