@@ -239,12 +239,14 @@ class _Routes:
     async def make_call(self, sid: str, request: Request) -> Response:
         """POST /v2/accounts/{sid}/calls."""
         raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        field = body.get("custom_field") if isinstance(body, dict) else None
+        self.account.received_make_calls.append(field if isinstance(field, str) else None)
 
         async def handler() -> Response:
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
             if not isinstance(body, dict):
                 return _error_response("POST", BadRequest("Request body must be JSON"))
             try:

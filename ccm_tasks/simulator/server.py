@@ -176,6 +176,11 @@ class SimulatorServer(BackgroundServer):
         """Every accepted Make Call so far."""
         return self.call_soon(self.account.dial_log)
 
+    def received_make_calls(self) -> list[str | None]:
+        """The ``custom_field`` of every complete Make Call request received so far, answered with a
+        call or not (a 429, a refusal): what may have reached the server."""
+        return self.call_soon(lambda: list(self.account.received_make_calls))
+
     def counters(self) -> dict[str, int]:
         """Request and callback counters so far."""
         return self.call_soon(lambda: dict(self.account.counters))

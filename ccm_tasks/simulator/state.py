@@ -199,6 +199,9 @@ class SimulatedAccount:
         self.counters: Counter[str] = Counter()
         self.rate_limit = scenario.account.rate_limit_per_minute  # changed by the control API
         self._customer_calls: Counter[str] = Counter()
+        # custom_field of every complete Make Call body received, whatever it was answered (429,
+        # a refusal, a call): the witness of "may have reached the server" for crash tests.
+        self.received_make_calls: list[str | None] = []
         self._request_times: list[float] = []
         self.requests_per_minute: Counter[int] = Counter()  # accepted API requests by simulated minute
         self.busiest_60s = 0  # most requests accepted in any sliding 60 s (tracked under a limit)

@@ -78,6 +78,7 @@ def test_sigkill_while_the_budget_is_the_bottleneck(tmp_path: Path, ledger_url: 
                     s == "done" for s, _ in ledger_rows(ledger_url)[0].values()):
                 break
         log = sim.dial_log()
+        received = set(sim.received_make_calls())
     assert kills >= 5, "the runs ended before they could be killed"
     report = check_dial_log(log, max_dials=2 + 3 + 1)
     assert report["overlaps"] == [] and report["too_many"] == {}
@@ -86,11 +87,11 @@ def test_sigkill_while_the_budget_is_the_bottleneck(tmp_path: Path, ledger_url: 
     assert reached <= set(attempts), "a call placed before its attempt was written"
     assert all(s == "done" and f in FINAL for s, f in customers.values())
     for uid, state in attempts.items():
-        if state == "unknown":
-            assert uid in reached, "an attempt marked unknown although the server never received it"
+        if state == "unknown":  # reached, or received and answered (a 429) as the process died
+            assert uid in received, "an attempt marked unknown although the server never received it"
     dialled = {r["customer"] for r in log}
     assert dialled == set(customers), "a customer was never dialled"
-    assert all(lease["uid"] in reached for lease in leases if lease["quarantine_until"]), \
+    assert all(lease["uid"] in received for lease in leases if lease["quarantine_until"]), \
         "an agent held for a call the server never saw"
     text = (tmp_path / "run.log").read_text()
     assert "Traceback" not in text
