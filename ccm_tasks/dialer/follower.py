@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from ccm_tasks.clock import Clock
 from ccm_tasks.dialer.budget import Gate
 from ccm_tasks.exotel.client import CCMClient
-from ccm_tasks.exotel.errors import CampaignFatalError, CCMError
+from ccm_tasks.exotel.errors import CampaignFatalError, CCMError, RateLimitError
 from ccm_tasks.exotel.models import CallDetails
 
 log = logging.getLogger("ccm.dialer.follower")
@@ -227,6 +227,14 @@ class CallFollower:
             if self.on_fatal:
                 self.on_fatal(exc)
             self._after_poll(item, None, backoff=max(30.0, self.interval()))
+            return
+        except RateLimitError as exc:
+            # The budget is paused for the server's Retry-After: ask again the moment it reopens
+            # (the budget queues the GET), not a whole poll interval after, or an agent whose call
+            # ended during an overload sits idle for that long.
+            log.warning("polling call %s failed: %s", item.call_sid, exc)
+            reopens = max(0.0, self.budget.blocked_until - self.clock.time())
+            self._after_poll(item, None, backoff=reopens + self.fast_interval * self._rng.random())
             return
         except CCMError as exc:
             log.warning("polling call %s failed: %s", item.call_sid, exc)
