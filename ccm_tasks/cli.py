@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from ccm_tasks.redact import install_log_redaction
 
@@ -405,13 +405,22 @@ def _add_zombie_option(parser: argparse.ArgumentParser) -> None:
                              f"(default {ZOMBIE_AFTER_SECONDS:g}; heartbeats every {HEARTBEAT_SECONDS} s)")
 
 
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # add_subparsers()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from ccm_tasks.defaults import DAILY_CRON, DAILY_TIMEZONE
-
     parser = argparse.ArgumentParser(prog="ccm", description="Outbound call campaigns on Exotel CCM.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_campaign_commands(sub)
+    _add_service_commands(sub)
+    _add_operations_commands(sub)
+    _add_report_commands(sub)
+    return parser
 
+
+def _add_campaign_commands(sub: _Commands) -> None:
+    """Trying, checking and running campaigns: simulator, call, run, demo, validate."""
     p = sub.add_parser("simulator", help="run the local CCM simulator (real HTTP on loopback)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
@@ -436,6 +445,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the library directly, without a Prefect flow run")
     p.set_defaults(handler=_cmd_run)
 
+    p = sub.add_parser("demo", help="run the demo campaign on the built-in simulator, from scratch")
+    p.add_argument("campaign_file", nargs="?", default=Path("campaigns/demo/demo.yaml"), type=Path)
+    p.add_argument("--no-prefect", action="store_true", help="without a Prefect flow run")
+    p.set_defaults(handler=_cmd_demo)
+
+    p = sub.add_parser("validate", help="check a campaign's definition and files without dialling; "
+                                        "writes the rejects file")
+    p.add_argument("campaign_file", metavar="CAMPAIGN_FILE", type=Path, help="campaign YAML")
+    p.add_argument("--rejects", type=Path, metavar="PATH",
+                   help="where to write the rejects CSV (default: <name>-rejects.csv next to it)")
+    p.set_defaults(handler=_cmd_validate)
+
+
+def _add_service_commands(sub: _Commands) -> None:
+    """Long-running services: serve, automations, callbacks, console, users."""
+    from ccm_tasks.defaults import DAILY_CRON, DAILY_TIMEZONE
+
     p = sub.add_parser("serve", help="serve scheduled campaigns and the daily report (needs Prefect server)")
     p.add_argument("--campaigns", type=Path, default=Path("campaigns"), help="folder of definitions")
     _add_ledger_option(p)
@@ -452,6 +478,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_zombie_option(p)
     p.set_defaults(handler=_cmd_automations)
 
+    p = sub.add_parser("callbacks", help="receive Exotel status callbacks for every campaign in the ledger")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8780)
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_callbacks)
+
+    p = sub.add_parser("console", help="serve the operations console (web pages: upload, launch, watch, "
+                                       "control, reports)")
+    p.add_argument("--host", help="listen address (default $CCM_CONSOLE_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default $CCM_CONSOLE_PORT or 8000)")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_console)
+
+    p = sub.add_parser("users", help="console users: add, list, disable, enable, password, role")
+    p.add_argument("action", choices=["add", "list", "disable", "enable", "password", "role"])
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--role", choices=["operator", "manager", "admin"], default="manager",
+                   help="manager reads; operator uploads, launches and controls; admin manages users")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from the first line of standard input (for scripts)")
+    _add_ledger_option(p)
+    p.set_defaults(handler=_cmd_users)
+
+
+def _add_operations_commands(sub: _Commands) -> None:
+    """Acting on running campaigns: agents, pause/resume/stop, status, unknown, requeue."""
     p = sub.add_parser("agents", help="show agent leases; release one whose call was confirmed by hand")
     p.add_argument("action", nargs="?", choices=["list", "release"], default="list")
     p.add_argument("agent", nargs="?", help="agent key (user_id or contact uri) to release")
@@ -488,40 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ledger_option(p)
     p.set_defaults(handler=_cmd_requeue)
 
-    p = sub.add_parser("callbacks", help="receive Exotel status callbacks for every campaign in the ledger")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8780)
-    _add_ledger_option(p)
-    p.set_defaults(handler=_cmd_callbacks)
 
-    p = sub.add_parser("console", help="serve the operations console (web pages: upload, launch, watch, "
-                                       "control, reports)")
-    p.add_argument("--host", help="listen address (default $CCM_CONSOLE_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, help="listen port (default $CCM_CONSOLE_PORT or 8000)")
-    _add_ledger_option(p)
-    p.set_defaults(handler=_cmd_console)
-
-    p = sub.add_parser("users", help="console users: add, list, disable, enable, password, role")
-    p.add_argument("action", choices=["add", "list", "disable", "enable", "password", "role"])
-    p.add_argument("name", nargs="?", metavar="NAME")
-    p.add_argument("--role", choices=["operator", "manager", "admin"], default="manager",
-                   help="manager reads; operator uploads, launches and controls; admin manages users")
-    p.add_argument("--password-stdin", action="store_true",
-                   help="read the password from the first line of standard input (for scripts)")
-    _add_ledger_option(p)
-    p.set_defaults(handler=_cmd_users)
-
-    p = sub.add_parser("demo", help="run the demo campaign on the built-in simulator, from scratch")
-    p.add_argument("campaign_file", nargs="?", default=Path("campaigns/demo/demo.yaml"), type=Path)
-    p.add_argument("--no-prefect", action="store_true", help="without a Prefect flow run")
-    p.set_defaults(handler=_cmd_demo)
-
-    p = sub.add_parser("validate", help="check a campaign's definition and files without dialling; "
-                                        "writes the rejects file")
-    p.add_argument("campaign_file", metavar="CAMPAIGN_FILE", type=Path, help="campaign YAML")
-    p.add_argument("--rejects", type=Path, metavar="PATH",
-                   help="where to write the rejects CSV (default: <name>-rejects.csv next to it)")
-    p.set_defaults(handler=_cmd_validate)
+def _add_report_commands(sub: _Commands) -> None:
+    """Rebuilding reports from the ledger: report campaign, report daily."""
+    from ccm_tasks.defaults import DAILY_TIMEZONE
 
     p = sub.add_parser("report", help="rebuild reports from the ledger (campaign outcomes, daily calls)")
     kinds = p.add_subparsers(dest="report", required=True, metavar="REPORT")
@@ -538,7 +560,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"IANA zone of the day (default {DAILY_TIMEZONE})")
     _add_ledger_option(r)
     r.set_defaults(handler=_cmd_report)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
