@@ -35,6 +35,13 @@ POST_WAIT_FLAG = 2.0
 
 _EPS = 1e-9  # a token refilled to 0.9999999 is a token
 
+EPISODE_SECONDS = 10.0
+"""429s heard within this long of an overload episode's first belong to it: one back-off step.
+A server that answers ``Retry-After: 1`` to every request of a 15-second overload would otherwise
+shrink the rate at every expired pause (0.8 each, down to the 0.25 floor) and leave the dialer at a
+quarter of its rate for minutes after the overload ended. A longer overload still shrinks the rate
+again every 10 s."""
+
 
 @dataclass(frozen=True)
 class Bucket:
@@ -48,6 +55,7 @@ class Bucket:
     blocked_until: float = 0.0
     last_429_at: float = -1e18
     post_waiting_until: float = 0.0
+    episode_at: float = -1e18  # when the current overload episode began (its back-off step)
     safety: float = 0.95
     min_get_share: float = 0.2
     burst_min: int = 3
@@ -122,13 +130,16 @@ class Bucket:
         """The server said 429: shrink once per episode and pause everyone for Retry-After.
 
         Requests already in flight when the first 429 comes back meet the same full window, so the
-        429s of one episode (arriving while grants are paused by an earlier one) shrink the rate
-        once, as TCP halves its window once per loss event, not once per lost packet.
+        429s of one episode (arriving while grants are paused by an earlier one, or within
+        :data:`EPISODE_SECONDS` of its first) shrink the rate once, as TCP halves its window once
+        per loss event, not once per lost packet.
         """
         b = self.refilled(now)
-        factor = max(0.25, b.factor * 0.8) if now >= b.blocked_until else b.factor
+        new_episode = now >= b.blocked_until and now - b.episode_at >= EPISODE_SECONDS
+        factor = max(0.25, b.factor * 0.8) if new_episode else b.factor
         pause = retry_after if retry_after is not None and retry_after > 0 else 1.0
-        return replace(b, factor=factor, last_429_at=now, tokens=min(b.tokens, 0.0),
+        return replace(b, factor=factor, last_429_at=now, episode_at=now if new_episode else b.episode_at,
+                       tokens=min(b.tokens, 0.0),
                        get_tokens=min(b.get_tokens, 0.0), blocked_until=max(b.blocked_until, now + pause))
 
 
@@ -192,14 +203,15 @@ class BudgetStore(CallbackStore):
         self.insert_ignore(conn, t.api_budgets, {
             "account": account, "per_minute": per_minute, "tokens": fresh.tokens,
             "get_tokens": fresh.get_tokens, "refilled_at": now, "factor": 1.0, "blocked_until": 0.0,
-            "last_429_at": -1e18, "post_waiting_until": 0.0, "window_start": now, "window_count": 0,
-            "last_window_count": 0, "rate_limited": 0})
+            "last_429_at": -1e18, "episode_at": -1e18, "post_waiting_until": 0.0, "window_start": now,
+            "window_count": 0, "last_window_count": 0, "rate_limited": 0})
         # FOR UPDATE: two processes taking grants at once must not both spend the same tokens.
         row = conn.execute(select(t.api_budgets).where(t.api_budgets.c.account == account)
                            .with_for_update()).mappings().one()
         bucket = Bucket(int(row["per_minute"]), float(row["tokens"]), float(row["get_tokens"]),
                         float(row["refilled_at"]), float(row["factor"]), float(row["blocked_until"]),
-                        float(row["last_429_at"]), float(row["post_waiting_until"]))
+                        float(row["last_429_at"]), float(row["post_waiting_until"]),
+                        episode_at=-1e18 if row["episode_at"] is None else float(row["episode_at"]))
         if bucket.per_minute != per_minute:
             # The account's limit changed (a new setting): the newest process's setting wins.
             bucket = replace(bucket, per_minute=per_minute, tokens=min(bucket.tokens, bucket.burst))
@@ -216,6 +228,7 @@ class BudgetStore(CallbackStore):
         values = {"per_minute": bucket.per_minute, "tokens": bucket.tokens, "get_tokens": bucket.get_tokens,
                   "refilled_at": bucket.refilled_at, "factor": bucket.factor,
                   "blocked_until": bucket.blocked_until, "last_429_at": bucket.last_429_at,
+                  "episode_at": bucket.episode_at,
                   "post_waiting_until": bucket.post_waiting_until, "window_start": start,
                   "window_count": max(0, count + used), "rate_limited": int(row.rate_limited) + rate_limited}
         if last is not None:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIGRATIONS: dict[int, list[str]] = {
     # v1 -> v2: status callbacks (the callback_events table is created by create_all).
     2: ["ALTER TABLE campaigns ADD COLUMN callback_token VARCHAR(64)",
@@ -43,6 +43,8 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE holders ADD COLUMN boot_id VARCHAR(64)",
         "ALTER TABLE holders ADD COLUMN journal TEXT",
         "ALTER TABLE agent_leases ADD COLUMN available_at DOUBLE PRECISION"],
+    # v3 -> v4: an account's overload episode (one back-off step per episode, not per expired pause).
+    4: ["ALTER TABLE api_budgets ADD COLUMN episode_at DOUBLE PRECISION"],
 }
 
 meta = Table(
@@ -212,6 +214,7 @@ api_budgets = Table(
     Column("factor", Double, nullable=False),
     Column("blocked_until", Double, nullable=False),
     Column("last_429_at", Double, nullable=False),
+    Column("episode_at", Double),  # when the current overload episode began (null: never)
     Column("post_waiting_until", Double, nullable=False),
     Column("window_start", Double, nullable=False),  # grants counted per minute, for status pages
     Column("window_count", Integer, nullable=False),

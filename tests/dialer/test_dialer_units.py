@@ -160,15 +160,19 @@ async def test_429_shrinks_and_pauses() -> None:
 
 
 def test_429s_of_one_episode_shrink_the_rate_once() -> None:
-    # Requests already in flight when the window filled all come back 429: one overload, one shrink.
+    # Requests already in flight when the window filled all come back 429, and a server that says
+    # Retry-After: 1 refuses again when the pause ends: one overload, one shrink.
     clock = ManualClock(0.0)
     budget = ApiBudget(120, clock)
     rate = budget.rate
     for _ in range(9):
         budget.on_rate_limited(5.0)
     assert budget.rate == pytest.approx(rate * 0.8) and budget.rate_limited == 9
-    clock.advance(6.0)  # the pause is over: a new 429 is a new episode
-    budget.on_rate_limited(5.0)
+    clock.advance(6.0)  # the pause is over, but 6 s after the first 429: the same overload
+    budget.on_rate_limited(1.0)
+    assert budget.rate == pytest.approx(rate * 0.8)
+    clock.advance(5.0)  # 11 s after the episode began, and not paused: a new episode
+    budget.on_rate_limited(1.0)
     assert budget.rate == pytest.approx(rate * 0.8 * 0.8)
 
 

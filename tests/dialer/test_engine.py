@@ -409,24 +409,27 @@ async def test_a_429_burst_costs_its_retry_after_not_a_minute(ledger: Ledger) ->
     """The account's limit drops for a while (another client spent it): the dialer pauses exactly
     as long as the server's Retry-After says, then dials again and its rate recovers."""
     agents = roster(10)
-    sc = fast_scenario(agents=sim_agents(agents), account={"rate_limit_per_minute": 200}, time_scale=20,
+    # 10x: the bound below is 5 simulated seconds, half a real second, so that a loaded machine's
+    # scheduling delays (CI runs two suites at once) do not decide the test.
+    scale = 10
+    sc = fast_scenario(agents=sim_agents(agents), account={"rate_limit_per_minute": 200}, time_scale=scale,
                        behaviour={"talk_seconds": [20, 60]})
     with SimulatorServer(sc) as sim:
         engine = make_engine(sim, ledger, campaign="c1", agents=agents, people=customers(400),
                              config=quick_config(max_pending_posts=4), per_minute=200)
         task = asyncio.create_task(engine.run())
-        await asyncio.sleep(3.0)  # 60 simulated seconds of normal dialling
+        await asyncio.sleep(60 / scale)  # a minute of normal dialling
         burst_start = sim.clock.time()
         sim.call_soon(lambda: sim.account.set_rate_limit(4))
         for _ in range(100):  # until the burst has earned some 429s
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(2 / scale)
             if engine.budget.rate_limited >= 3:
                 break
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(10 / scale)
         burst_end = sim.clock.time()
         sim.call_soon(lambda: sim.account.set_rate_limit(200))
         blocked_until = engine.budget.blocked_until
-        await asyncio.sleep(6.0)  # two simulated minutes after the burst
+        await asyncio.sleep(120 / scale)  # two minutes after the burst
         engine.request_stop("test over")
         await asyncio.wait_for(task, 60)
         log = sim.dial_log()

@@ -208,3 +208,19 @@ def test_a_v2_ledger_is_upgraded_in_place(tmp_path: Any) -> None:
     cid = ledger.upsert_campaign("c", definition_path="-", timezone="UTC", now=1.0)
     ledger.set_control(cid, "pause", by="me", reason="test", now=2.0)
     assert ledger.control(cid).action == "pause" and ledger.holder_alive(holder)
+
+
+def test_a_v3_ledger_gains_the_overload_episode(tmp_path: Any) -> None:
+    import sqlite3
+
+    path = tmp_path / "v3.sqlite"
+    Ledger(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE api_budgets DROP COLUMN episode_at")
+        db.execute("UPDATE ledger_meta SET value = '3' WHERE key = 'schema_version'")
+    ledger = Ledger(path)
+    assert ledger.take_budget("acct@x", 200, "post", 1, now=1000.0).granted == 1
+    ledger.budget_rate_limited("acct@x", 200, 1.0, now=1001.0)
+    ledger.budget_rate_limited("acct@x", 200, 1.0, now=1003.0)  # the same episode: one step
+    assert ledger.budget_usage("acct@x")["factor"] == 0.8  # type: ignore[index]
+    ledger.close()
