@@ -9,13 +9,16 @@ valid customer or no usable agent.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from ccm_tasks.inputs.campaign import CampaignInputs, load_campaign_inputs, rejects_table, write_rejects
 from ccm_tasks.inputs.definition import CampaignDefinition, load_definition
 from ccm_tasks.inputs.errors import InputError
+from ccm_tasks.inputs.phones import time_zones
 from ccm_tasks.settings import ExotelSettings
 
 # Share of attempts in which the customer answers. A planning assumption, not a measurement: it
@@ -77,6 +80,106 @@ def estimate(definition: CampaignDefinition, customers: int, agents: int,
 
 
 @dataclass
+class CallingPreview:
+    """Who could be rung at ``now``: the calling hours in each recipient's zone, and the contact
+    limit across every campaign in the ledger (the same rules the dialer applies)."""
+
+    now: float
+    timezone: str
+    hours: str  # the daily window, "09:00-18:00"
+    callable_now: int = 0
+    later: list[tuple[str, int, float | None]] = field(default_factory=list)  # zones, customers, opens
+    limit: str | None = None  # "2 calls per number in 7 days"; None: no limit
+    held_by_limit: int = 0
+    first_release: float | None = None
+    ledger_note: str | None = None  # why the limit could not be checked
+
+    def render(self) -> list[str]:
+        """The preview as lines for a terminal (and the console's preview page)."""
+        lines = [f"Calling hours (now: {_local(self.now, self.timezone)})",
+                 f"  callable now: {self.callable_now:,}"]
+        for zones, count, opens in self.later:
+            where = f"in {zones}" if zones else "in the campaign's own window"
+            if opens is not None:
+                when = f"opens {_local(opens, self.timezone)}"
+            elif zones:
+                when = f"never (their {self.hours} and the campaign's never overlap)"
+            else:
+                when = "never: the campaign's calling window has ended"
+            lines.append(f"  {count:,} {where}: {when}")
+        if self.limit is not None:
+            lines.append(f"Contact limit ({self.limit}, across every campaign in the ledger)")
+            if self.ledger_note:
+                lines.append(f"  {self.ledger_note}")
+            else:
+                first = (f"; the first may be rung again {_local(self.first_release, self.timezone)}"
+                         if self.first_release is not None else "")
+                lines.append(f"  held by the limit now: {self.held_by_limit:,} customer(s){first}")
+        return lines
+
+
+def calling_preview(inputs: CampaignInputs, *, now: float | None = None,
+                    ledger: str | None = None) -> CallingPreview:
+    """How many customers are callable at ``now`` (default: this moment), when the others' hours
+    open, and how many the contact limit holds, read from the ledger the campaign would use (an
+    existing one only: a preview never creates a ledger)."""
+    from ccm_tasks.dialer.window import CallingHours
+
+    definition = inputs.definition
+    now = time.time() if now is None else now
+    hours = CallingHours(definition.dial_window())
+    w = definition.window
+    preview = CallingPreview(now=now, timezone=w.timezone, hours=f"{w.start:%H:%M}-{w.end:%H:%M}")
+    groups: Counter[tuple[str, ...]] = Counter()
+    for phone in inputs.customers["phone"]:
+        zones = time_zones(phone)
+        groups[zones if zones is not None and len(hours.windows(zones)) > 1 else ()] += 1
+    for zones, count in sorted(groups.items()):
+        if hours.is_open(zones or None, now):
+            preview.callable_now += count
+        else:
+            preview.later.append((", ".join(zones), count, hours.next_open(zones or None, now)))
+    preview.later.sort(key=lambda g: (g[2] is None, g[2] or 0.0))
+    _preview_limit(preview, inputs, ledger)
+    return preview
+
+
+def _preview_limit(preview: CallingPreview, inputs: CampaignInputs, location: str | None) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ccm_tasks.ledger import ContactLimit, Ledger
+    from ccm_tasks.paths import resolve_ledger
+
+    limits = inputs.definition.limits
+    if not limits.max_calls_per_number:
+        return
+    preview.limit = f"{limits.max_calls_per_number} call(s) per number in {limits.window_days:g} day(s)"
+    location = resolve_ledger(location or inputs.definition.ledger)
+    if "://" not in location and not Path(location).expanduser().exists():
+        preview.ledger_note = "no ledger yet: no number has been called, none is held"
+        return
+    try:
+        ledger = Ledger(location)
+        try:
+            held = ledger.numbers_at_limit(
+                ContactLimit(limits.max_calls_per_number, limits.window_days * 86400.0), preview.now)
+        finally:
+            ledger.close()
+    except (SQLAlchemyError, OSError) as exc:  # a preview reports; it does not fail the validation
+        preview.ledger_note = f"could not read the ledger: {type(exc).__name__}"
+        return
+    ours = [held[k] for k in inputs.customers["customer_key"] if k in held]
+    preview.held_by_limit = len(ours)
+    preview.first_release = min(ours) if ours else None
+
+
+def _local(ts: float, zone: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(ts, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@dataclass
 class PreflightReport:
     """The outcome of a dry run over a campaign's inputs."""
 
@@ -86,6 +189,7 @@ class PreflightReport:
     error: str | None = None
     rejects_path: Path | None = None
     estimate: Estimate | None = None
+    calling: CallingPreview | None = None
 
     @property
     def ok(self) -> bool:
@@ -109,6 +213,8 @@ class PreflightReport:
             lines += _render_agents(self.inputs)
         if self.estimate is not None and self.ok:
             lines += _render_estimate(self.estimate, self.definition)
+        if self.calling is not None and self.ok:
+            lines += self.calling.render()
         if self.rejects_path is not None:
             lines.append(f"Rejects file: {self.rejects_path}")
         if self.ok:
@@ -224,10 +330,13 @@ def preflight(
     *,
     output_dir: str | Path | None = None,
     rejects_path: str | Path | None = None,
+    now: float | None = None,
+    ledger: str | None = None,
 ) -> PreflightReport:
     """Load everything a run would load, write the rejects file, and report; never dials.
 
     Errors (a bad definition, an unreadable file) are captured in the report, not raised.
+    ``now`` and ``ledger`` shape the calling preview (default: this moment, the campaign's ledger).
     """
     report = PreflightReport(definition_path=Path(definition_path))
     try:
@@ -248,8 +357,10 @@ def preflight(
         report.error = f"cannot write the rejects file {target}: {exc.strerror or exc}"
     report.estimate = estimate(definition, len(inputs.customers), len(inputs.agents),
                                average_handling_seconds)
+    if len(inputs.customers):
+        report.calling = calling_preview(inputs, now=now, ledger=ledger)
     return report
 
 
-__all__ = ["Estimate", "PreflightReport", "default_rejects_path", "estimate", "preflight",
-           "rejects_table"]
+__all__ = ["CallingPreview", "Estimate", "PreflightReport", "calling_preview", "default_rejects_path",
+           "estimate", "preflight", "rejects_table"]

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
 
 from ccm_tasks.ledger import schema as t
 from ccm_tasks.ledger.base import pk, transaction_retry
@@ -79,6 +79,14 @@ class OpenAttempt:
     created_at: float
     placed_at: float | None
     stuck_at: float | None
+
+
+def _rang(a: Any) -> ColumnElement[bool]:
+    """Attempts whose Make Call may have rung the customer: placed, unknown or live, and terminal
+    ones but for refusals and agent-side outcomes (they never reached the customer)."""
+    return or_(a.state.in_((AttemptState.CREATED, AttemptState.PLACED, AttemptState.UNKNOWN)),
+               (a.state == AttemptState.TERMINAL)
+               & or_(a.call_status.is_(None), a.call_status.not_in(NOT_RINGING_STATUSES)))
 
 
 class _Refused(Exception):
@@ -198,16 +206,26 @@ class AttemptStore(CampaignStore):
             oldest = sorted(counted)[len(counted) - limit.max_calls]
             raise _Refused(Claim(ok=False, refusal="contact_limit", retry_at=oldest + limit.window_seconds))
 
+    def numbers_at_limit(self, limit: ContactLimit, now: float) -> dict[str, float]:
+        """Every number the contact limit holds at ``now`` (across campaigns), with the time its
+        oldest counted call leaves the window and it may be rung again (``ccm validate``)."""
+        a, c = t.attempts.c, t.customers.c
+        times: dict[str, list[float]] = {}
+        with self.read() as conn:
+            rows = conn.execute(select(c.customer_key, a.created_at).join(t.customers, c.id == a.customer_id)
+                                .where(a.created_at >= now - limit.window_seconds, _rang(a)))
+            for key, created in rows:
+                times.setdefault(key, []).append(float(created))
+        return {key: sorted(ts)[len(ts) - limit.max_calls] + limit.window_seconds
+                for key, ts in times.items() if len(ts) >= limit.max_calls}
+
     def calls_to_number(self, conn: Connection, customer_key: str, since: float) -> list[float]:
         """When each Make Call that may have rung this number since ``since`` was written, across
         every campaign: placed, unknown or live attempts, and terminal ones whose customer leg may
         have rung (refused ones and agent-side outcomes never rang the customer)."""
         a, c = t.attempts.c, t.customers.c
-        rang = or_(a.state.in_((AttemptState.CREATED, AttemptState.PLACED, AttemptState.UNKNOWN)),
-                   (a.state == AttemptState.TERMINAL)
-                   & or_(a.call_status.is_(None), a.call_status.not_in(NOT_RINGING_STATUSES)))
         rows = conn.execute(select(a.created_at).join(t.customers, c.id == a.customer_id)
-                            .where(c.customer_key == customer_key, a.created_at >= since, rang))
+                            .where(c.customer_key == customer_key, a.created_at >= since, _rang(a)))
         return [float(v) for v in rows.scalars()]
 
     # ------------------------------------------------------------------ transitions

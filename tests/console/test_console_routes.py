@@ -141,3 +141,10 @@ def test_secrets_are_never_rendered(console: Console) -> None:
         page = admin.get(path).text
         assert secret not in page, path
         assert not re.search(r"\$argon2", page), path
+
+
+def test_preview_says_who_is_callable_now_and_what_the_limit_holds(console: Console) -> None:
+    page = console.client("manager").get("/campaigns/demo/preview").text
+    # The demo's window is 00:00-23:59 IST: all 301 are callable, but in the minute it is closed.
+    assert re.search(r"<ul id=\"calling\"><li>callable now: (301|0)</li>", page), page[-2000:]
+    assert "Contact limit (3 call(s) per number in 1 day(s)" in page and "held by the limit now: 0" in page

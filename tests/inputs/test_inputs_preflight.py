@@ -115,3 +115,49 @@ def test_inputs_package_does_not_import_prefect() -> None:
 
     code = "import sys, ccm_tasks.inputs; sys.exit('prefect' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_validate_previews_calling_hours_and_the_contact_limit(
+    tmp_path: Path, make_campaign: Callable[..., Path]
+) -> None:
+    """`ccm validate` says who is callable now, when the others' hours open (in their own zone), and
+    how many customers the contact limit holds, from calls other campaigns made in the ledger."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ccm_tasks.ledger import Ledger
+
+    (tmp_path / "customers.csv").write_text(
+        "Phone\n9953123456\n9953123457\n9953123458\n+1 212 555 0100\n+1 212 555 0101\n")
+    path = make_campaign(customers={"files": ["customers.csv"], "countries": ["IN", "US"]},
+                         window={"start": "09:00", "end": "23:00", "timezone": "Asia/Kolkata"},
+                         limits={"max_calls_per_number": 2, "window_days": 7})
+    now = datetime(2026, 12, 2, 11, 0, tzinfo=ZoneInfo("Asia/Kolkata")).timestamp()  # 00:30 in New York
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    other = ledger.upsert_campaign("other", definition_path="-", timezone="Asia/Kolkata", now=now - 3600)
+    ledger.sync_customers(other, [{"customer_key": "+919953123456", "phone": "+919953123456"}], now - 3600)
+    holder = ledger.register_holder("test")
+    customer = ledger.customer_rows(other)[0].id
+    for n, ago in enumerate((3 * 86400, 3600)):  # two calls in the last 7 days: at the limit
+        claim = ledger.claim(agent_key=f"agent-{n}", agent_name=None, holder_id=holder, campaign_id=other,
+                             run_id=None, customer_id=customer, attempt_no=n + 1, now=now - ago)
+        assert claim.ok
+    ledger.close()
+    report = preflight(path, now=now, ledger=str(tmp_path / "ledger.sqlite"))
+    assert report.ok and report.calling is not None
+    calling = report.calling
+    assert calling.callable_now == 3
+    [(zones, count, opens)] = calling.later
+    assert "America/New_York" in zones and count == 2
+    assert opens == datetime(2026, 12, 2, 9, 0, tzinfo=ZoneInfo("America/New_York")).timestamp()
+    assert calling.held_by_limit == 1
+    assert calling.first_release == now - 3 * 86400 + 7 * 86400
+    text = report.render()
+    assert "callable now: 3" in text and "2 in America/New_York: opens 2026-12-02 19:30 IST" in text
+    assert "held by the limit now: 1 customer(s)" in text
+
+    # 09:00-18:00 in Kolkata and in New York never overlap: said plainly, not left to be found out.
+    path = make_campaign(customers={"files": ["customers.csv"], "countries": ["IN", "US"]},
+                         window={"start": "09:00", "end": "18:00", "timezone": "Asia/Kolkata"})
+    text = preflight(path, now=now).render()
+    assert "2 in America/New_York: never (their 09:00-18:00 and the campaign's never overlap)" in text

@@ -289,7 +289,7 @@ def preview_page(request: Request, name: str, user: Manager,
                  state: State) -> Response:
     """The pre-flight of ``ccm validate``, in words, with the launch buttons."""
     path = state.workspace.path_for(_name_or_404(name))
-    report = preflight(path, rejects_path=_rejects_path(name))
+    report = preflight(path, rejects_path=_rejects_path(name), ledger=state.ledger.url)
     context: dict[str, Any] = {"name": name, "report": report, "definition_path": path,
                                "prefect_server": prefect_server_url() is not None}
     if report.inputs is not None:
