@@ -128,6 +128,7 @@ async def bare(spec: dict[str, Any]) -> dict[str, Any]:
     url, n_agents, n_customers = spec["url"], spec["agents"], spec["customers"]
     clock = shared_clock(spec.get("clock"))
     poll = float(spec.get("poll_every", 0.0))
+    wrap_up = float(spec.get("wrap_up", 0.0))
     per_second = spec["per_minute"] / 60.0
     tokens = {"t": 1.0, "last": clock.time()}
     end_at = clock.time() + spec["duration"] if spec.get("duration") else None
@@ -181,6 +182,9 @@ async def bare(spec: dict[str, Any]) -> dict[str, Any]:
                         counts["get_lost"] = counts.get("get_lost", 0) + 1
                         continue
                     if g.status_code == 200 and g.json()["response"]["data"]["call_state"] == "terminal":
+                        agent_leg = g.json()["response"]["data"].get("assigned_agent_details") or {}
+                        if wrap_up and agent_leg.get("status") == "completed":
+                            await clock.sleep(wrap_up)  # the same after-call work the engine gives
                         break
                     if g.status_code == 429:
                         counts["429"] += 1
