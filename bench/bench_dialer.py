@@ -160,6 +160,58 @@ def polling_run(name: str, agents: int, minutes: int, scale: float, per_minute: 
               f"{s['overlaps']:7d}")
 
 
+def shared_run(minutes: int, scale: float, backends: list[str], per_minute: int = 200,
+               wrap_up: float = 15.0, processes: int = 4) -> None:
+    """(d) One account, ``processes`` campaigns in as many processes sharing 200 agents through one
+    ledger (leases and the account's budget in it), callbacks on and off, on each backend."""
+    agents = 200
+    scenario = {"seed": 11, "time_scale": scale, "account": {"rate_limit_per_minute": per_minute},
+                "agent_pool": {"count": agents, "user_id_prefix": "agent-0"}, "behaviour": HANDLING}
+    print(f"\n(d) {processes} campaigns in {processes} processes sharing {agents} agents, one ledger, "
+          f"{per_minute} requests/min, {minutes} simulated minutes at {scale:g}x, wrap-up {wrap_up:g} s")
+    print(f"{'':28} {'calls':>6} {'util busy':>9} {'gap p50':>8} {'p50*':>6} {'req/att':>8} "
+          f"{'budget':>7} {'busiest 60 s':>12} {'429s':>5} {'overlap':>7}")
+    cluster = None
+    try:
+        for backend in backends:
+            if backend == "postgresql" and cluster is None:
+                sys.path.insert(0, str(ROOT))
+                from tests.pg import start_cluster
+
+                cluster = start_cluster()
+            for callbacks in (True, False):
+                ledger = (cluster.database() if backend == "postgresql" and cluster is not None
+                          else str(Path(tempfile.mkdtemp()) / "shared.sqlite"))
+                proc, url, clock = start_simulator(scenario)
+                try:
+                    spec = {"url": url, "clock": clock, "agents": agents, "customers": agents * minutes,
+                            "per_minute": per_minute, "duration": minutes * 60, "wrap_up": wrap_up,
+                            "ledger": ledger, "shared_budget": True, "callbacks": callbacks}
+                    children = [subprocess.Popen(
+                        [sys.executable, str(ROOT / "bench" / "_children.py"), "engine",
+                         json.dumps({**spec, "campaign": f"c{i}", "customer_offset": i * 10**6})],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                        for i in range(processes)]
+                    for c in children:
+                        _out, err = c.communicate()
+                        if c.returncode != 0:
+                            raise RuntimeError(err[-3000:])
+                    log, counters = sim_state(url)
+                    busiest = httpx.get(f"{url}/_sim/stats", timeout=30).json()["busiest_60s"]
+                finally:
+                    proc.terminate()
+                st = analyse(log, counters, agents, per_minute)
+                label = f"{backend}, {'callbacks' if callbacks else 'polling'}"
+                print(f"{label:28} {st['calls']:6d} {st['utilisation_busy']:9.1%} "
+                      f"{st['gap_median_s']:7.1f}s {st['gap_answered_median_s']:5.1f}s "
+                      f"{st['requests_per_attempt']:8.2f} {st['budget_used']:7.1%} "
+                      f"{busiest:5d} ({busiest / per_minute:4.0%}) {st['rate_limited_429']:5d} "
+                      f"{st['overlaps']:7d}")
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
 GAP_NOTE = ("gap = a call turning terminal -> that agent's next Make Call (simulated s); p50*/p95*: "
             "after calls the agent answered\n(the engine cools an agent down 60 s after an agent-side "
             "outcome; the naive loop does not). budget: mean requests per minute / limit, over the "
@@ -201,7 +253,7 @@ def cpu_run(agents: int, customers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="a,b,c")
+    parser.add_argument("--only", default="a,b,c,d")
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--minutes", type=int, default=60)
     # 10x: with callbacks the gap is milliseconds of real work, which a higher scale magnifies (each
@@ -212,6 +264,8 @@ def main() -> None:
     # The product's default (dialer.wrap_up_seconds): an agent gets it after every call they
     # answered, in the engine and the naive loop alike; it is part of every p50*/p95* gap.
     parser.add_argument("--wrap-up", type=float, default=15.0)
+    parser.add_argument("--scale-d", type=float, default=10.0)
+    parser.add_argument("--backends", default="sqlite,postgresql", help="for (d)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     if only & {"a", "b"}:
@@ -222,6 +276,8 @@ def main() -> None:
         polling_run("b", 200, args.minutes, args.scale_b, wrap_up=args.wrap_up)
     if "c" in only:
         cpu_run(1000, args.customers)
+    if "d" in only:
+        shared_run(args.minutes, args.scale_d, args.backends.split(","), wrap_up=args.wrap_up)
 
 
 if __name__ == "__main__":
