@@ -246,6 +246,18 @@ class CampaignReport:
 # --------------------------------------------------------------------------- building
 
 
+def _run_frame(runs: pd.DataFrame, zone: str) -> pd.DataFrame:
+    """The Runs sheet: each run's local start and end, its status in words and as a code."""
+    return pd.DataFrame({
+        "run_id": runs["id"].astype("int64"),
+        "started": local_times(runs["started_at"], zone),
+        "ended": local_times(runs["ended_at"], zone),
+        "status": pd.Series([run_status_label(s) for s in runs["status"].tolist()], dtype="object"),
+        "status_code": runs["status"].astype("object"),
+        "reason": runs["reason"].astype("object"),
+    })
+
+
 def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | None = None,
                           now: float | None = None) -> CampaignReport:
     """Compute a campaign's outcome report from the ledger. Raises :class:`UnknownCampaign`.
@@ -290,14 +302,7 @@ def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | Non
     attempts["busy_until"] = _busy_until(attempts, quarantines, as_of)
     attempts["counted_at"] = _counted_at(attempts)
     agents = _agents(attempts, runs, as_of)
-    run_frame = pd.DataFrame({
-        "run_id": runs["id"].astype("int64"),
-        "started": local_times(runs["started_at"], zone),
-        "ended": local_times(runs["ended_at"], zone),
-        "status": pd.Series([run_status_label(s) for s in runs["status"].tolist()], dtype="object"),
-        "status_code": runs["status"].astype("object"),
-        "reason": runs["reason"].astype("object"),
-    })
+    run_frame = _run_frame(runs, zone)
     figures = _figures(outcomes, customers, attempts, runs, dict(row["input_summary"] or {}), zone, as_of)
     status, status_reason = _status(row["status"], row["status_reason"], runs)
     return CampaignReport(
