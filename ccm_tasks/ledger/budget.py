@@ -112,13 +112,21 @@ class Bucket:
         if now < b.blocked_until:
             return b, 0, b.blocked_until
         contended = kind == "get" and now < b.post_waiting_until
-        room = b.tokens if not contended else min(b.tokens, b.get_tokens)
+        # While a Make Call waits somewhere, polls get their floor (get_tokens), and besides it only
+        # what is above the one token kept for that Make Call: a process whose Make Call waits asks
+        # again when a token is due and finds it, but tokens nobody asks for are not left to
+        # overflow the bucket while polls queue (four processes polling 200 live calls on the
+        # floor alone polled each call every ~5 minutes and left 65% of the budget unused).
+        room = b.tokens if not contended else max(min(b.tokens, b.get_tokens), b.tokens - 1.0)
         granted = max(0, min(want, math.floor(room + _EPS)))
         b = replace(b, tokens=b.tokens - granted,
-                    get_tokens=b.get_tokens - granted if contended else b.get_tokens)
+                    get_tokens=max(0.0, b.get_tokens - granted) if contended else b.get_tokens)
         if kind == "post" and granted < want:
             b = replace(b, post_waiting_until=now + POST_WAIT_FLAG)
-        short = 1.0 - (min(b.tokens, b.get_tokens / self.min_get_share) if contended else b.tokens)
+        if contended:  # the floor's next token, or the bucket's second one, whichever comes first
+            short = min((1.0 - b.get_tokens) / self.min_get_share, 2.0 - b.tokens)
+        else:
+            short = 1.0 - b.tokens
         next_at = now + max(short, 0.0) / max(b.rate, 1e-9)
         return b, granted, next_at
 
