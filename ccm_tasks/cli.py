@@ -383,10 +383,10 @@ def _existing_ledger(location: str | None, command: str) -> Ledger | None:
     """The ledger at ``location`` (default: $CCM_HOME/var/ledger.sqlite), or None after saying it
     is missing: reading commands never create an empty one."""
     from ccm_tasks.ledger import Ledger
-    from ccm_tasks.paths import resolve_ledger
+    from ccm_tasks.paths import ledger_exists, resolve_ledger
 
     location = resolve_ledger(location)
-    if "://" not in location and not Path(location).expanduser().exists():
+    if not ledger_exists(location):
         print(f"{command}: no ledger at {location}", file=sys.stderr)
         return None
     return Ledger(location)

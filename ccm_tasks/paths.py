@@ -31,6 +31,12 @@ def resolve_ledger(given: str | Path | None = None) -> str:
     return str(given) if given else default_ledger()
 
 
+def ledger_exists(location: str) -> bool:
+    """A URL is taken to exist (its server says otherwise); a SQLite path must be a file already:
+    reading commands and previews never create an empty ledger."""
+    return "://" in location or Path(location).expanduser().exists()
+
+
 def journal_dir() -> Path:
     """Where running processes keep their send journals (ccm_tasks.dialer.journal)."""
     return ccm_home() / "var" / "journals"

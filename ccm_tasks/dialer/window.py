@@ -77,7 +77,7 @@ class DialWindow:
     def describe(self, t: float) -> str:
         """Human summary of the window at time t, in the campaign's time zone."""
         def local(ts: float) -> str:
-            return datetime.fromtimestamp(ts, tz=self.zone).strftime("%Y-%m-%d %H:%M %Z")
+            return local_minute(ts, self.zone)
 
         if self.ended(t):
             return f"the campaign ended at {local(self.end_at or t)}"
@@ -86,6 +86,12 @@ class DialWindow:
             return f"open until {local(closes)}"
         nxt = self.next_open(t)
         return f"closed; opens {local(nxt)}" if nxt else "closed for good"
+
+
+def local_minute(ts: float, zone: ZoneInfo | str) -> str:
+    """``ts`` as people read it in ``zone``, to the minute: "2026-12-02 19:30 IST"."""
+    tz = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
+    return datetime.fromtimestamp(ts, tz=tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 class CallingHours:

@@ -12,9 +12,9 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
+from ccm_tasks.dialer.window import CallingHours, local_minute
 from ccm_tasks.inputs.campaign import CampaignInputs, load_campaign_inputs, rejects_table, write_rejects
 from ccm_tasks.inputs.definition import CampaignDefinition, load_definition
 from ccm_tasks.inputs.errors import InputError
@@ -94,28 +94,33 @@ class CallingPreview:
     first_release: float | None = None
     ledger_note: str | None = None  # why the limit could not be checked
 
-    def render(self) -> list[str]:
-        """The preview as lines for a terminal (and the console's preview page)."""
-        lines = [f"Calling hours (now: {_local(self.now, self.timezone)})",
-                 f"  callable now: {self.callable_now:,}"]
+    def sections(self) -> list[tuple[str, list[str]]]:
+        """The preview as (heading, lines) for a terminal and the console's preview page."""
+        later = []
         for zones, count, opens in self.later:
             where = f"in {zones}" if zones else "in the campaign's own window"
             if opens is not None:
-                when = f"opens {_local(opens, self.timezone)}"
+                when = f"opens {local_minute(opens, self.timezone)}"
             elif zones:
                 when = f"never (their {self.hours} and the campaign's never overlap)"
             else:
                 when = "never: the campaign's calling window has ended"
-            lines.append(f"  {count:,} {where}: {when}")
+            later.append(f"{count:,} {where}: {when}")
+        out = [(f"Calling hours (now: {local_minute(self.now, self.timezone)})",
+                [f"callable now: {self.callable_now:,}", *later])]
         if self.limit is not None:
-            lines.append(f"Contact limit ({self.limit}, across every campaign in the ledger)")
             if self.ledger_note:
-                lines.append(f"  {self.ledger_note}")
+                held = self.ledger_note
             else:
-                first = (f"; the first may be rung again {_local(self.first_release, self.timezone)}"
+                first = (f"; the first may be rung again {local_minute(self.first_release, self.timezone)}"
                          if self.first_release is not None else "")
-                lines.append(f"  held by the limit now: {self.held_by_limit:,} customer(s){first}")
-        return lines
+                held = f"held by the limit now: {self.held_by_limit:,} customer(s){first}"
+            out.append((f"Contact limit ({self.limit}, across every campaign in the ledger)", [held]))
+        return out
+
+    def render(self) -> list[str]:
+        """The preview as lines for a terminal."""
+        return [line for heading, lines in self.sections() for line in (heading, *(f"  {x}" for x in lines))]
 
 
 def calling_preview(inputs: CampaignInputs, *, now: float | None = None,
@@ -123,8 +128,6 @@ def calling_preview(inputs: CampaignInputs, *, now: float | None = None,
     """How many customers are callable at ``now`` (default: this moment), when the others' hours
     open, and how many the contact limit holds, read from the ledger the campaign would use (an
     existing one only: a preview never creates a ledger)."""
-    from ccm_tasks.dialer.window import CallingHours
-
     definition = inputs.definition
     now = time.time() if now is None else now
     hours = CallingHours(definition.dial_window())
@@ -148,14 +151,14 @@ def _preview_limit(preview: CallingPreview, inputs: CampaignInputs, location: st
     from sqlalchemy.exc import SQLAlchemyError
 
     from ccm_tasks.ledger import ContactLimit, Ledger
-    from ccm_tasks.paths import resolve_ledger
+    from ccm_tasks.paths import ledger_exists, resolve_ledger
 
     limits = inputs.definition.limits
     if not limits.max_calls_per_number:
         return
     preview.limit = f"{limits.max_calls_per_number} call(s) per number in {limits.window_days:g} day(s)"
     location = resolve_ledger(location or inputs.definition.ledger)
-    if "://" not in location and not Path(location).expanduser().exists():
+    if not ledger_exists(location):
         preview.ledger_note = "no ledger yet: no number has been called, none is held"
         return
     try:
@@ -171,12 +174,6 @@ def _preview_limit(preview: CallingPreview, inputs: CampaignInputs, location: st
     ours = [held[k] for k in inputs.customers["customer_key"] if k in held]
     preview.held_by_limit = len(ours)
     preview.first_release = min(ours) if ours else None
-
-
-def _local(ts: float, zone: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    return datetime.fromtimestamp(ts, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @dataclass
