@@ -14,6 +14,7 @@ from ccm_tasks.clock import ManualClock
 from ccm_tasks.exotel import errors as E
 from ccm_tasks.exotel.client import CCMClient
 from ccm_tasks.exotel.models import CallDetails, MakeCallRequest
+from ccm_tasks.simulator.scenario import Scenario
 from ccm_tasks.simulator.server import SimulatorServer
 from tests.support import Receiver, client_for, spec_example
 
@@ -39,16 +40,22 @@ async def follow(client: CCMClient, sim: SimulatorServer, sid: str) -> list[Call
 
 # ----------------------------------------------------------------------------- lifecycle
 
-async def test_lifecycle_agent_first_then_customer_then_post_processing(make_simulator) -> None:
-    # 60x so that a poll (~3 ms real) sees each phase (agent ring >= 3 s, customer ring >= 5 s).
-    sim = make_simulator(numbers={CUSTOMER: "answers"}, time_scale=60,
-                         behaviour={"agent_ring_seconds": [4, 6], "customer_ring_seconds": [6, 8],
-                                    "talk_seconds": 20, "post_processing_seconds": 4})
-    async with client_for(sim) as client:
-        placed = await client.make_call(call(recording=True, custom_field="attempt-42"))
-        assert placed.call_state == "active" and placed.call_status is None
-        assert placed.custom_field == "attempt-42"
-        seen = await follow(client, sim, placed.call_sid)
+async def test_lifecycle_agent_first_then_customer_then_post_processing() -> None:
+    # A manual clock: each poll is one simulated second after the last, however loaded the
+    # machine, so every phase (agent ring >= 4 s, customer ring >= 6 s) is seen.
+    scenario = Scenario.model_validate({
+        "seed": 3, "numbers": {CUSTOMER: "answers"},
+        "behaviour": {"agent_ring_seconds": [4, 6], "customer_ring_seconds": [6, 8],
+                      "talk_seconds": 20, "post_processing_seconds": 4}})
+    sim = SimulatorServer(scenario, clock=ManualClock()).start()
+    try:
+        async with client_for(sim) as client:
+            placed = await client.make_call(call(recording=True, custom_field="attempt-42"))
+            assert placed.call_state == "active" and placed.call_status is None
+            assert placed.custom_field == "attempt-42"
+            seen = await follow(client, sim, placed.call_sid)
+    finally:
+        sim.stop()
     agent_states = [d.agent_leg_status for d in seen]
     customer_states = [d.customer_leg_status for d in seen]
     # The agent answers before the customer's leg shows any life.
