@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -29,6 +30,17 @@ class _Agent:
         self.agent_key = self.user_id = key
         self.contact_uri = None
         self.name = key
+
+
+def _profiler() -> Any:
+    """``CCM_BENCH_PROFILE=FILE``: cProfile the engine's run into FILE (pstats format)."""
+    if not os.environ.get("CCM_BENCH_PROFILE"):
+        return None
+    import cProfile
+
+    profile = cProfile.Profile()
+    profile.enable()
+    return profile
 
 
 def _customers(n: int, offset: int = 0) -> list[dict[str, Any]]:
@@ -102,9 +114,13 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
                          customers=ledger.customer_rows(cid))
     if hub is not None:
         hub.subscribe(cid, eng.deliver_callback)
+    profile = _profiler()
     before, t0 = _usage(), time.perf_counter()
     result = await eng.run()
     after = _usage()
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(os.environ["CCM_BENCH_PROFILE"])
     await client.aclose()
     if receiver is not None:
         receiver.stop()

@@ -15,6 +15,7 @@ header; they are not in URLs, reprs, logs or exception text.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import random
@@ -171,6 +172,10 @@ class CCMClient:
         self._random = random.Random()
         self._calls_path = f"/v2/accounts/{quote(account_sid, safe='')}/calls"
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        # Requests wait for a connection here, not in httpcore's pool: its queue is rescanned in
+        # full on every connection event (each scan asks every idle socket whether it is readable),
+        # so 1,000 queued polls cost more CPU than the requests themselves (docs/benchmarks.md (c)).
+        self._slots = asyncio.Semaphore(max_connections)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=_BasicAuth(key, token),
@@ -257,7 +262,8 @@ class CCMClient:
             self.stats[f"{kind}_tries"] += 1
             self.stats[f"{kind}_sent"] += 1  # taken back below if it never reached a socket
             try:
-                response = await self._http.request(method, path, json=body, extensions=extensions)
+                async with self._slots:
+                    response = await self._http.request(method, path, json=body, extensions=extensions)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # The request was never written to a socket: safe to retry, even a POST. It was not
                 # sent, so it is not counted as sent.

@@ -22,11 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, insert, or_, select, update
 
 from ccm_tasks.ledger import schema as t
 from ccm_tasks.ledger.base import pk, transaction_retry
-from ccm_tasks.ledger.campaigns import CampaignStore, CustomerUpdate, set_customer
+from ccm_tasks.ledger.campaigns import UPDATE_CUSTOMER, CampaignStore, CustomerUpdate, set_customer
 from ccm_tasks.ledger.states import OPEN_ATTEMPT, AttemptState, CustomerState, values
 
 NOT_RINGING_STATUSES = ("agent_unanswered", "agent_canceled", "agent_no_dial", "customer_no_dial")
@@ -89,6 +89,26 @@ def _rang(a: Any) -> ColumnElement[bool]:
                & or_(a.call_status.is_(None), a.call_status.not_in(NOT_RINGING_STATUSES)))
 
 
+# Every dialled call runs the statements below (claim, placed, terminal). Building a Core statement
+# and its cache key costs several times the CPU SQLite takes to run it, so these are built once; the
+# SET clause of an UPDATE and the columns of an INSERT are the execute's parameters that name columns,
+# and the ``b_`` parameters bind the WHERE (docs/benchmarks.md (c)).
+_A, _L, _N = t.attempts.c, t.agent_leases.c, t.number_leases.c
+_ATTEMPT_BY_UID = select(_A.id).where(_A.uid == bindparam("b_uid"))
+_CONTROL_SHARED = (select(t.campaigns.c.control).where(t.campaigns.c.id == bindparam("b_campaign"))
+                   .with_for_update(read=True))
+_LEASE_OF_AGENT = select(t.agent_leases).where(_L.agent_key == bindparam("b_agent"))
+_INSERT_ATTEMPT = insert(t.attempts)
+_UPDATE_AGENT_LEASE = update(t.agent_leases).where(_L.agent_key == bindparam("b_agent"))
+_UPDATE_ATTEMPT = update(t.attempts).where(_A.id == bindparam("b_id"))
+_UPDATE_CALL_LEASE = update(t.agent_leases).where(_L.agent_key == bindparam("b_agent"),
+                                                  _L.attempt_id == bindparam("b_attempt"))
+_DELETE_CALL_LEASE = delete(t.agent_leases).where(_L.agent_key == bindparam("b_agent"),
+                                                  _L.attempt_id == bindparam("b_attempt"))
+_CLOSE_ATTEMPT = update(t.attempts).where(_A.id == bindparam("b_id"), _A.state.in_(values(OPEN_ATTEMPT)))
+_FREE_NUMBER = delete(t.number_leases).where(_N.attempt_id == bindparam("b_attempt"))
+
+
 class _Refused(Exception):
     """Raised inside a claim to roll it back with a reason."""
 
@@ -127,7 +147,7 @@ class AttemptStore(CampaignStore):
             with self.write(durable=True) as conn:
                 if clock is not None:
                     now = clock()
-                mine = conn.execute(select(t.attempts.c.id).where(t.attempts.c.uid == uid)).scalar()
+                mine = conn.execute(_ATTEMPT_BY_UID, {"b_uid": uid}).scalar()
                 if mine is not None:
                     return Claim(ok=True, attempt_id=int(mine), attempt_uid=uid)
                 self._check_control(conn, campaign_id)
@@ -135,16 +155,15 @@ class AttemptStore(CampaignStore):
                 if customer_key is not None:
                     if limit is not None:
                         self._check_limit(conn, customer_key, limit, now)
-                attempt_id = pk(conn.execute(insert(t.attempts).values(
-                    uid=uid, campaign_id=campaign_id, customer_id=customer_id, run_id=run_id,
-                    holder_id=holder_id, agent_key=agent_key, agent_name=agent_name,
-                    attempt_no=attempt_no, state=str(AttemptState.CREATED), created_at=now)))
-                conn.execute(update(t.agent_leases).where(t.agent_leases.c.agent_key == agent_key)
-                             .values(attempt_id=attempt_id))
+                attempt_id = pk(conn.execute(_INSERT_ATTEMPT, {
+                    "uid": uid, "campaign_id": campaign_id, "customer_id": customer_id, "run_id": run_id,
+                    "holder_id": holder_id, "agent_key": agent_key, "agent_name": agent_name,
+                    "attempt_no": attempt_no, "state": str(AttemptState.CREATED), "created_at": now}))
+                conn.execute(_UPDATE_AGENT_LEASE, {"b_agent": agent_key, "attempt_id": attempt_id})
                 if customer_key is not None:
                     self._lease_number(conn, customer_key, attempt_id, campaign_id, now)
-                conn.execute(update(t.customers).where(t.customers.c.id == customer_id)
-                             .values(state=str(CustomerState.CALLING), updated_at=now))
+                conn.execute(UPDATE_CUSTOMER, {"b_id": customer_id, "state": str(CustomerState.CALLING),
+                                               "updated_at": now})
         except _Refused as refused:
             return refused.claim
         return Claim(ok=True, attempt_id=int(attempt_id), attempt_uid=uid)
@@ -153,15 +172,13 @@ class AttemptStore(CampaignStore):
         """Refuse the claim while operators hold the campaign. The share lock orders it against
         ``set_control`` (which locks the row for update): on PostgreSQL a pause committed after this
         read waits for this claim, and a claim after it sees it; SQLite serialises writes anyway."""
-        control = conn.execute(select(t.campaigns.c.control).where(t.campaigns.c.id == campaign_id)
-                               .with_for_update(read=True)).scalar()
+        control = conn.execute(_CONTROL_SHARED, {"b_campaign": campaign_id}).scalar()
         if control in ("pause", "stop"):
             raise _Refused(Claim(ok=False, refusal="campaign_held"))
 
     def _lease_agent(self, conn: Connection, agent_key: str, holder_id: str, campaign_id: int,
                      now: float) -> None:
-        lease = conn.execute(select(t.agent_leases).where(t.agent_leases.c.agent_key == agent_key)
-                             ).mappings().first()
+        lease = conn.execute(_LEASE_OF_AGENT, {"b_agent": agent_key}).mappings().first()
         if lease is not None and lease["available_at"] is not None and lease["available_at"] <= now:
             # The call is over and the agent's wrap-up has passed: free for anyone (compare-and-delete).
             conn.execute(delete(t.agent_leases).where(
@@ -235,11 +252,10 @@ class AttemptStore(CampaignStore):
                     now: float) -> None:
         """The API accepted the call: remember its sid (the lease now points at the call)."""
         with self.write() as conn:
-            conn.execute(update(t.attempts).where(t.attempts.c.id == attempt_id).values(
-                state=str(AttemptState.PLACED), call_sid=call_sid, placed_at=now, details=dict(details)))
-            conn.execute(update(t.agent_leases).where(t.agent_leases.c.agent_key == agent_key,
-                                                      t.agent_leases.c.attempt_id == attempt_id)
-                         .values(call_sid=call_sid))
+            conn.execute(_UPDATE_ATTEMPT, {"b_id": attempt_id, "state": str(AttemptState.PLACED),
+                                           "call_sid": call_sid, "placed_at": now, "details": dict(details)})
+            conn.execute(_UPDATE_CALL_LEASE, {"b_agent": agent_key, "b_attempt": attempt_id,
+                                              "call_sid": call_sid})
 
     @transaction_retry
     def mark_rejected(self, attempt_id: int, *, agent_key: str, holder_id: str, customer_id: int | None,
@@ -282,22 +298,21 @@ class AttemptStore(CampaignStore):
         """Record a terminal call, the customer's next state, and free the agent (at once, or after
         its wrap-up), atomically. Idempotent: an attempt already terminal is left alone (False)."""
         with self.write() as conn:
-            done = conn.execute(update(t.attempts).where(
-                t.attempts.c.id == attempt_id, t.attempts.c.state.in_(values(OPEN_ATTEMPT))
-            ).values(state=str(AttemptState.TERMINAL), terminal_at=now, details=dict(details),
-                     resolved_by=resolved_by, wrap_up_seconds=wrap_up_seconds or None, **summary))
+            done = conn.execute(_CLOSE_ATTEMPT, {
+                "b_id": attempt_id, "state": str(AttemptState.TERMINAL), "terminal_at": now,
+                "details": dict(details), "resolved_by": resolved_by,
+                "wrap_up_seconds": wrap_up_seconds or None, **summary})
             if not done.rowcount:
                 return False
             set_customer(conn, customer_id, customer, now)
-            conn.execute(delete(t.number_leases).where(t.number_leases.c.attempt_id == attempt_id))
+            conn.execute(_FREE_NUMBER, {"b_attempt": attempt_id})
             if release:
-                lease = ((t.agent_leases.c.agent_key == agent_key)
-                         & (t.agent_leases.c.attempt_id == attempt_id))
+                lease = {"b_agent": agent_key, "b_attempt": attempt_id}
                 if wrap_up_seconds > 0:
-                    conn.execute(update(t.agent_leases).where(lease).values(
-                        available_at=now + wrap_up_seconds, quarantine_until=None))
+                    conn.execute(_UPDATE_CALL_LEASE, {**lease, "available_at": now + wrap_up_seconds,
+                                                      "quarantine_until": None})
                 else:
-                    conn.execute(delete(t.agent_leases).where(lease))
+                    conn.execute(_DELETE_CALL_LEASE, lease)
             return True
 
     @transaction_retry

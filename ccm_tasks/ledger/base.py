@@ -25,12 +25,15 @@ from sqlalchemy import (
     Engine,
     Float,
     Table,
+    TextClause,
+    bindparam,
     create_engine,
     event,
     insert,
     inspect,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -117,6 +120,7 @@ class LedgerBase:
             **({"connect_args": {"timeout": 60}} if self.is_sqlite else {"pool_pre_ping": True}))
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        self._insert_ignore: dict[tuple[str, ...], TextClause] = {}
         self._set_up_schema()
 
     def __repr__(self) -> str:
@@ -202,11 +206,29 @@ class LedgerBase:
 
     def insert_ignore(self, conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
         """``INSERT ... ON CONFLICT DO NOTHING``; True if the row went in (the database decides)."""
+        key = (table.name, *values)
+        statement = self._insert_ignore.get(key)
+        if statement is None:
+            statement = self._insert_ignore[key] = self._insert_ignore_statement(table, list(values))
+        return conn.execute(statement, dict(values)).first() is not None
+
+    def _insert_ignore_statement(self, table: Table, columns: list[str]) -> TextClause:
+        """The INSERT ... ON CONFLICT DO NOTHING RETURNING <key> of :meth:`insert_ignore`, compiled
+        once into a text statement.
+
+        SQLAlchemy does not cache the dialects' ON CONFLICT constructs (``inherit_cache = False``:
+        every execution compiles afresh, ~0.15 ms of CPU) and the claim runs two per call; a text
+        statement is cached by its SQL. The SQL is the dialect's own, rendered with named
+        parameters; values are bound with their column's type. RETURNING, not rowcount: with
+        implicit RETURNING psycopg reports rowcount -1.
+        """
         dialect = sqlite if self.is_sqlite else postgresql
-        # RETURNING, not rowcount: with implicit RETURNING psycopg reports rowcount -1.
-        statement = (dialect.insert(table).values(**values).on_conflict_do_nothing()
-                     .returning(*table.primary_key.columns))
-        return conn.execute(statement).first() is not None
+        statement = (dialect.insert(table).values({c: bindparam(c) for c in columns})
+                     .on_conflict_do_nothing().returning(*table.primary_key.columns))
+        sql = str(statement.compile(dialect=dialect.dialect(paramstyle="named")))
+        # PostgreSQL casts some binds (``:input_summary::JSON``): text() needs those colons escaped.
+        sql = sql.replace("::", r"\:\:")
+        return text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
 
 
 def pk(result: Any) -> int:
