@@ -79,6 +79,8 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
     from ccm_tasks.target import shared_clock
 
     url, n_agents, n_customers = spec["url"], spec["agents"], spec["customers"]
+    if spec.get("ledger_on_loop"):
+        _ledger_on_the_loop()
     clock = shared_clock(spec.get("clock"))
     ledger = Ledger(spec.get("ledger") or Path(tempfile.mkdtemp()) / "bench.sqlite")
     name = spec.get("campaign", "bench")
@@ -115,9 +117,13 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
     if hub is not None:
         hub.subscribe(cid, eng.deliver_callback)
     profile = _profiler()
+    lags: list[tuple[float, float]] = []
+    probe = asyncio.ensure_future(_loop_probe(lags)) if spec.get("probe") else None
     before, t0 = _usage(), time.perf_counter()
     result = await eng.run()
     after = _usage()
+    if probe is not None:
+        probe.cancel()
     if profile is not None:
         profile.disable()
         profile.dump_stats(os.environ["CCM_BENCH_PROFILE"])
@@ -131,7 +137,40 @@ async def engine(spec: dict[str, Any]) -> dict[str, Any]:
     return {"cpu": after["cpu"] - before["cpu"], "wall": time.perf_counter() - t0,
             "maxrss_mib": after["maxrss_mib"], "status": result.status, "reason": result.reason,
             "placed": eng.state.placed, "requests": dict(client.stats), "rate_limited": budget.rate_limited,
-            "callbacks_used": eng.callbacks_used}
+            "callbacks_used": eng.callbacks_used, "lags": lags}
+
+
+async def _loop_probe(lags: list[tuple[float, float]], every: float = 0.01) -> None:
+    """How late the event loop wakes a 10 ms sleep: (wall time, lateness in seconds) each time."""
+    while True:
+        t0 = time.perf_counter()
+        await asyncio.sleep(every)
+        lags.append((time.time(), time.perf_counter() - t0 - every))
+
+
+def _ledger_on_the_loop() -> None:
+    """Run every ledger call on the event loop, as the engine did before its ledger thread
+    (bench (e)'s "before"): the call blocks the loop for as long as the database makes it wait."""
+    from ccm_tasks.dialer.db import LedgerThread
+
+    async def inline(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    LedgerThread.__call__ = inline  # type: ignore[method-assign]
+
+
+def insert(spec: dict[str, Any]) -> dict[str, Any]:
+    """Another process's big write: ``sync_customers`` of ``customers`` new customers into a
+    campaign of its own in the shared ledger, starting at wall time ``start_at``."""
+    from ccm_tasks.ledger import Ledger
+
+    ledger = Ledger(spec["ledger"])
+    rows = _customers(spec["customers"], offset=5 * 10**7)
+    time.sleep(max(0.0, spec["start_at"] - time.time()))
+    cid = ledger.upsert_campaign("bulk", definition_path="-", timezone="Asia/Kolkata", now=time.time())
+    started = time.time()
+    ledger.sync_customers(cid, rows, started)
+    return {"started": started, "ended": time.time()}
 
 
 async def bare(spec: dict[str, Any]) -> dict[str, Any]:
@@ -222,5 +261,5 @@ KINDS = {"engine": engine, "bare": bare}
 
 if __name__ == "__main__":
     kind, spec = sys.argv[1], json.loads(sys.argv[2])
-    out = asyncio.run(KINDS[kind](spec))
+    out = insert(spec) if kind == "insert" else asyncio.run(KINDS[kind](spec))
     print(json.dumps(out))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from ccm_tasks.exotel.models import RequestKind
 from ccm_tasks.ledger import schema as t
@@ -171,9 +171,9 @@ class BudgetStore(CallbackStore):
         """Take up to ``want`` grants from the account's bucket (``now``: None = the database's clock)."""
         with self.write() as conn:
             at = self.db_time(conn) if now is None else now
-            bucket = self._bucket(conn, account, per_minute, at)
-            bucket, granted, next_at = bucket.take(kind, want, at)
-            self._save(conn, account, bucket, used=granted, at=at)
+            locked = self._bucket(conn, account, per_minute, at)
+            bucket, granted, next_at = locked.bucket.take(kind, want, at)
+            self._save(conn, account, locked, bucket, used=granted, at=at)
             return Grant(granted, next_at, bucket.rate, bucket.blocked_until, at)
 
     @transaction_retry
@@ -181,8 +181,8 @@ class BudgetStore(CallbackStore):
         """Return unused grants to the account's bucket."""
         with self.write() as conn:
             at = self.db_time(conn) if now is None else now
-            bucket = self._bucket(conn, account, per_minute, at).refilled(at).give_back(n)
-            self._save(conn, account, bucket, used=-n, at=at)
+            locked = self._bucket(conn, account, per_minute, at)
+            self._save(conn, account, locked, locked.bucket.refilled(at).give_back(n), used=-n, at=at)
 
     @transaction_retry
     def budget_rate_limited(self, account: str, per_minute: int, retry_after: float | None,
@@ -190,8 +190,9 @@ class BudgetStore(CallbackStore):
         """A 429 came back to this process: everyone on the account pauses and slows down."""
         with self.write() as conn:
             at = self.db_time(conn) if now is None else now
-            bucket = self._bucket(conn, account, per_minute, at).rate_limited(retry_after, at)
-            self._save(conn, account, bucket, used=0, at=at, rate_limited=True)
+            locked = self._bucket(conn, account, per_minute, at)
+            bucket = locked.bucket.rate_limited(retry_after, at)
+            self._save(conn, account, locked, bucket, used=0, at=at, rate_limited=True)
             return Grant(0, bucket.blocked_until, bucket.rate, bucket.blocked_until, at)
 
     def budget_usage(self, account: str) -> dict[str, float | int] | None:
@@ -205,17 +206,22 @@ class BudgetStore(CallbackStore):
                 "last_minute": int(row["last_window_count"]), "rate_limited": int(row["rate_limited"]),
                 "factor": float(row["factor"])}
 
-    def _bucket(self, conn: Connection, account: str, per_minute: int, now: float) -> Bucket:
-        """The account's bucket, its row locked until the transaction ends (created on first use)."""
-        fresh = Bucket.fresh(per_minute, now)
-        self.insert_ignore(conn, t.api_budgets, {
-            "account": account, "per_minute": per_minute, "tokens": fresh.tokens,
-            "get_tokens": fresh.get_tokens, "refilled_at": now, "factor": 1.0, "blocked_until": 0.0,
-            "last_429_at": -1e18, "episode_at": -1e18, "post_waiting_until": 0.0, "window_start": now,
-            "window_count": 0, "last_window_count": 0, "rate_limited": 0})
-        # FOR UPDATE: two processes taking grants at once must not both spend the same tokens.
-        row = conn.execute(select(t.api_budgets).where(t.api_budgets.c.account == account)
-                           .with_for_update()).mappings().one()
+    def _bucket(self, conn: Connection, account: str, per_minute: int, now: float) -> _Locked:
+        """The account's bucket, its row locked until the transaction ends (created on first use).
+
+        One locking read in the usual case (a grant is three statements: this, the UPDATE, the
+        commit); the INSERT only when the row is missing. FOR UPDATE: two processes taking grants
+        at once must not both spend the same tokens.
+        """
+        row = conn.execute(_LOCK_BUCKET, {"b_account": account}).mappings().first()
+        if row is None:
+            fresh = Bucket.fresh(per_minute, now)
+            self.insert_ignore(conn, t.api_budgets, {
+                "account": account, "per_minute": per_minute, "tokens": fresh.tokens,
+                "get_tokens": fresh.get_tokens, "refilled_at": now, "factor": 1.0, "blocked_until": 0.0,
+                "last_429_at": -1e18, "episode_at": -1e18, "post_waiting_until": 0.0,
+                "window_start": now, "window_count": 0, "last_window_count": 0, "rate_limited": 0})
+            row = conn.execute(_LOCK_BUCKET, {"b_account": account}).mappings().one()
         bucket = Bucket(int(row["per_minute"]), float(row["tokens"]), float(row["get_tokens"]),
                         float(row["refilled_at"]), float(row["factor"]), float(row["blocked_until"]),
                         float(row["last_429_at"]), float(row["post_waiting_until"]),
@@ -223,14 +229,12 @@ class BudgetStore(CallbackStore):
         if bucket.per_minute != per_minute:
             # The account's limit changed (a new setting): the newest process's setting wins.
             bucket = replace(bucket, per_minute=per_minute, tokens=min(bucket.tokens, bucket.burst))
-        return bucket
+        return _Locked(bucket, float(row["window_start"]), int(row["window_count"]),
+                       int(row["rate_limited"]))
 
-    def _save(self, conn: Connection, account: str, bucket: Bucket, *, used: int, at: float,
-              rate_limited: bool = False) -> None:
-        c = t.api_budgets.c
-        row = conn.execute(select(c.window_start, c.window_count, c.rate_limited)
-                           .where(c.account == account)).one()
-        start, count, last = float(row.window_start), int(row.window_count), None
+    def _save(self, conn: Connection, account: str, locked: _Locked, bucket: Bucket, *, used: int,
+              at: float, rate_limited: bool = False) -> None:
+        start, count, last = locked.window_start, locked.window_count, None
         if at - start >= 60:
             start, last, count = at, (count if at - start < 120 else 0), 0
         values = {"per_minute": bucket.per_minute, "tokens": bucket.tokens, "get_tokens": bucket.get_tokens,
@@ -238,7 +242,23 @@ class BudgetStore(CallbackStore):
                   "blocked_until": bucket.blocked_until, "last_429_at": bucket.last_429_at,
                   "episode_at": bucket.episode_at,
                   "post_waiting_until": bucket.post_waiting_until, "window_start": start,
-                  "window_count": max(0, count + used), "rate_limited": int(row.rate_limited) + rate_limited}
+                  "window_count": max(0, count + used), "rate_limited": locked.rate_limited + rate_limited}
         if last is not None:
             values["last_window_count"] = last
-        conn.execute(update(t.api_budgets).where(c.account == account).values(**values))
+        conn.execute(_UPDATE_BUCKET, {"b_account": account, **values})
+
+
+@dataclass(frozen=True)
+class _Locked:
+    """An account's bucket as read under its row lock, with the row's per-minute counters."""
+
+    bucket: Bucket
+    window_start: float
+    window_count: int
+    rate_limited: int
+
+
+# Built once: every grant runs them (ccm_tasks/ledger/attempts.py says why).
+_LOCK_BUCKET = (select(t.api_budgets).where(t.api_budgets.c.account == bindparam("b_account"))
+                .with_for_update())
+_UPDATE_BUCKET = update(t.api_budgets).where(t.api_budgets.c.account == bindparam("b_account"))
