@@ -2,8 +2,8 @@
 
 A long write by another process sharing the ledger (a big ``sync_customers``) makes our writes
 wait for the database's lock; on this thread, that wait no longer freezes the event loop, so polls,
-callbacks and heartbeats go on (measured in docs/dialer.md). One thread keeps this process's writes
-in the order the engine issued them.
+callbacks and heartbeats go on (measured: docs/benchmarks.md, dialer (e)). One thread keeps this
+process's writes in the order the engine issued them.
 """
 
 from __future__ import annotations
