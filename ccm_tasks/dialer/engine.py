@@ -8,11 +8,10 @@ The pieces (docs/architecture.md draws them):
 * :class:`~ccm_tasks.dialer.recovery.LeaseRecovery`: a dead run's calls and leases (invariant 1);
 * :class:`~ccm_tasks.dialer.inbox.CallbackRouter`: status callbacks, in-process or via the ledger;
 * :class:`~ccm_tasks.dialer.follower.CallFollower`: polling inside the API budget;
+* :class:`~ccm_tasks.dialer.operators.OperatorControls`: pause, resume, stop and requeues, read
+  from the ledger every ``control_seconds``;
 * this module: the loop that hands customers to the longest-idle agents while the window, the
   budget and the operators allow, and ends the run when there is nothing left it can do.
-
-Operators' controls (ccm_tasks.control) are read from the ledger every ``control_seconds``: pause
-holds new calls (live ones are followed), resume lifts it, stop ends the run once live calls are over.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from ccm_tasks.dialer.db import LedgerThread
 from ccm_tasks.dialer.follower import CallFollower, Followed
 from ccm_tasks.dialer.inbox import CallbackRouter
 from ccm_tasks.dialer.journal import SendJournal
+from ccm_tasks.dialer.operators import OperatorControls
 from ccm_tasks.dialer.progress import Progress, RequestCounts, RunResult, RunStatus
 from ccm_tasks.dialer.recovery import LeaseRecovery
 from ccm_tasks.dialer.run_state import AgentLike, CallTask, Logger, RunIds, RunState
@@ -63,17 +63,16 @@ class CampaignEngine:
                                    follower=self.follower, journal=journal)
         self.recovery = LeaseRecovery(self.state, self.calls, self._spawn_call)
         self.calls.on_agent_leased = self.recovery.agent_leased
-        self.calls.on_campaign_held = self._control_changed
         self.router = CallbackRouter(self.state, self.calls, self._spawn)
         self._tasks: set[asyncio.Task[None]] = set()
         self._chores: set[asyncio.Task[None]] = set()  # short ledger work the run waits for
-        self._control_reading: asyncio.Task[None] | None = None
+        self.controls = OperatorControls(self.state, self.db, request_stop=self.request_stop,
+                                         tasks=self._tasks)
+        self.calls.on_campaign_held = self.controls.changed
         self._interrupted: str | None = None
         self._interrupt_status: RunStatus = "interrupted"
         self._stop_status: RunStatus = "stopped"
-        self._paused_at_start = False
         self._waiting_logged: float | None = None
-        self._requeue_seen: int | None = None  # the newest requeue event this run has acted on
 
     # ------------------------------------------------------------------ what others read
 
@@ -157,8 +156,8 @@ class CampaignEngine:
         background = [loop.create_task(self.follower.run(), name="follower"),
                       loop.create_task(self._write_progress(), name="progress")]
         try:
-            await self._read_control(initial=True)
-            background.append(loop.create_task(self._watch_control(), name="control"))
+            await self.controls.read(initial=True)
+            background.append(loop.create_task(self.controls.watch(), name="control"))
             await self.recovery.recover()
             if self.cfg.callbacks:
                 await self.router.start()
@@ -170,7 +169,7 @@ class CampaignEngine:
                     self._on_agent_woken(agent, was)
                 if background[0].done():
                     self._follower_died(background[0])
-                if not self._paused_at_start and s.may_dispatch(now):
+                if not self.controls.paused_at_start and s.may_dispatch(now):
                     self._dispatch()
                 result = self._end_state(now)
                 if result is not None:
@@ -226,7 +225,7 @@ class CampaignEngine:
             return self._result("fatal", held.fatal_reason or str(held.fatal))
         if held.stop_reason is not None:
             return self._result(self._stop_status, held.stop_reason)
-        if self._paused_at_start:
+        if self.controls.paused_at_start:
             return self._result("paused", f"{held.control_reason or 'the campaign is paused'}; "
                                           f"resume it to continue ({pending} left)")
         if not s.pool.usable():
@@ -309,66 +308,7 @@ class CampaignEngine:
         if agent.key not in self.state.roster:
             self.state.pool.drop(agent, "no longer in the roster")  # a lease adopted from a previous run
 
-    # ------------------------------------------------------------------ operators, progress, errors
-
-    async def _read_control(self, initial: bool = False) -> None:
-        control = await self.db(self.ledger.control, self.campaign_id)
-        held, s = self.state.held, self.state
-        who = f" by {control.by}" if control.by else ""
-        why = f": {control.reason}" if control.reason else ""
-        if control.action == "pause" and held.control != "pause":
-            held.control, held.control_reason = "pause", f"paused{who}{why}"
-            self._paused_at_start = initial
-            s.log.info("Campaign paused%s%s: no new calls; live calls are followed to the end", who, why)
-        elif control.action == "run" and held.control == "pause":
-            held.control, held.control_reason = "run", None
-            s.log.info("Campaign resumed%s%s", who, why)
-        elif control.action == "stop" and held.stop_reason is None and not initial:
-            self.request_stop(f"stopped{who}{why}")
-            s.log.info("Campaign stopped%s%s: no new calls; the run ends when live calls are over", who, why)
-        await self._pick_up_requeued(initial)
-        s.wake()
-
-    def _control_changed(self) -> None:
-        """A claim found the campaign paused or stopped in the ledger: read the controls now, not
-        at the next tick (until then every claim is refused the same way, and nothing is dialled)."""
-        if self._control_reading is None or self._control_reading.done():
-            loop = asyncio.get_running_loop()
-            self._control_reading = loop.create_task(self._read_control_now(), name="control-now")
-            self._tasks.add(self._control_reading)
-            self._control_reading.add_done_callback(self._tasks.discard)
-
-    async def _read_control_now(self) -> None:
-        try:
-            await self._read_control()
-        except Exception as exc:  # a transient ledger problem: the next tick reads again
-            self.state.log.warning("reading the campaign's controls failed: %s", exc)
-
-    async def _pick_up_requeued(self, initial: bool) -> None:
-        """Customers a person put back in the queue (``ccm requeue``) while this run is live."""
-        if initial or self._requeue_seen is None:
-            self._requeue_seen = await self.db(self.ledger.last_event_id, self.campaign_id)
-            return
-        self._requeue_seen, ids = await self.db(self.ledger.requeued_since, self.campaign_id,
-                                                self._requeue_seen)
-        now = self.clock.time()
-        for customer_id in ids:
-            entry = self.state.entries.get(customer_id)
-            if entry is not None and entry.state == "done" and entry.final_status == "unknown":
-                self.state.outcomes["unknown"] -= 1
-                entry.reopen_unknown()
-                entry.pending()
-                entry.next_at = 0.0
-                self.state.queue.add(entry, now)
-                self.state.log.info("customer %d requeued by an operator", customer_id)
-
-    async def _watch_control(self) -> None:
-        while True:
-            await asyncio.sleep(self.cfg.control_seconds)
-            try:
-                await self._read_control()
-            except Exception as exc:  # a transient ledger problem: the next read retries
-                self.state.log.warning("reading the campaign's controls failed: %s", exc)
+    # ------------------------------------------------------------------ progress, errors
 
     async def _write_progress(self) -> None:
         while True:

@@ -22,27 +22,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from ccm_tasks.ledger import schema as t
 from ccm_tasks.ledger.base import pk, transaction_retry
-from ccm_tasks.ledger.campaigns import UPDATE_CUSTOMER, CampaignStore, CustomerUpdate, set_customer
+from ccm_tasks.ledger.campaigns import UPDATE_CUSTOMER, CustomerUpdate, set_customer
+from ccm_tasks.ledger.limits import ContactLimit, ContactLimitStore
 from ccm_tasks.ledger.states import OPEN_ATTEMPT, AttemptState, CustomerState, values
-
-NOT_RINGING_STATUSES = ("agent_unanswered", "agent_canceled", "agent_no_dial", "customer_no_dial")
-"""Terminal call statuses in which the customer's phone never rang (not counted by contact limits)."""
 
 Refusal = Literal["agent_leased", "number_busy", "contact_limit", "campaign_held"]
 """Why a claim wrote nothing: the agent is leased, the number is on another live call, the number
 reached its contact limit, or an operator paused or stopped the campaign."""
-
-
-@dataclass(frozen=True)
-class ContactLimit:
-    """At most ``max_calls`` Make Calls that may have rung one number in any ``window_seconds``."""
-
-    max_calls: int
-    window_seconds: float
 
 
 @dataclass(frozen=True)
@@ -81,14 +71,6 @@ class OpenAttempt:
     stuck_at: float | None
 
 
-def _rang(a: Any) -> ColumnElement[bool]:
-    """Attempts whose Make Call may have rung the customer: placed, unknown or live, and terminal
-    ones but for refusals and agent-side outcomes (they never reached the customer)."""
-    return or_(a.state.in_((AttemptState.CREATED, AttemptState.PLACED, AttemptState.UNKNOWN)),
-               (a.state == AttemptState.TERMINAL)
-               & or_(a.call_status.is_(None), a.call_status.not_in(NOT_RINGING_STATUSES)))
-
-
 # Every dialled call runs the statements below (claim, placed, terminal). Building a Core statement
 # and its cache key costs several times the CPU SQLite takes to run it, so these are built once; the
 # SET clause of an UPDATE and the columns of an INSERT are the execute's parameters that name columns,
@@ -117,7 +99,7 @@ class _Refused(Exception):
         self.claim = claim
 
 
-class AttemptStore(CampaignStore):
+class AttemptStore(ContactLimitStore):
     """Leases, attempts and their transitions."""
 
     def claim(self, *, agent_key: str, agent_name: str | None, holder_id: str, campaign_id: int,
@@ -217,33 +199,9 @@ class AttemptStore(CampaignStore):
             raise _Refused(Claim(ok=False, refusal="number_busy"))
 
     def _check_limit(self, conn: Connection, customer_key: str, limit: ContactLimit, now: float) -> None:
-        since = now - limit.window_seconds
-        counted = self.calls_to_number(conn, customer_key, since)
-        if len(counted) >= limit.max_calls:
-            oldest = sorted(counted)[len(counted) - limit.max_calls]
-            raise _Refused(Claim(ok=False, refusal="contact_limit", retry_at=oldest + limit.window_seconds))
-
-    def numbers_at_limit(self, limit: ContactLimit, now: float) -> dict[str, float]:
-        """Every number the contact limit holds at ``now`` (across campaigns), with the time its
-        oldest counted call leaves the window and it may be rung again (``ccm validate``)."""
-        a, c = t.attempts.c, t.customers.c
-        times: dict[str, list[float]] = {}
-        with self.read() as conn:
-            rows = conn.execute(select(c.customer_key, a.created_at).join(t.customers, c.id == a.customer_id)
-                                .where(a.created_at >= now - limit.window_seconds, _rang(a)))
-            for key, created in rows:
-                times.setdefault(key, []).append(float(created))
-        return {key: sorted(ts)[len(ts) - limit.max_calls] + limit.window_seconds
-                for key, ts in times.items() if len(ts) >= limit.max_calls}
-
-    def calls_to_number(self, conn: Connection, customer_key: str, since: float) -> list[float]:
-        """When each Make Call that may have rung this number since ``since`` was written, across
-        every campaign: placed, unknown or live attempts, and terminal ones whose customer leg may
-        have rung (refused ones and agent-side outcomes never rang the customer)."""
-        a, c = t.attempts.c, t.customers.c
-        rows = conn.execute(select(a.created_at).join(t.customers, c.id == a.customer_id)
-                            .where(c.customer_key == customer_key, a.created_at >= since, _rang(a)))
-        return [float(v) for v in rows.scalars()]
+        retry_at = self.limit_reached(conn, customer_key, limit, now)
+        if retry_at is not None:
+            raise _Refused(Claim(ok=False, refusal="contact_limit", retry_at=retry_at))
 
     # ------------------------------------------------------------------ transitions
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from ccm_tasks.inputs.definition import DialerSettings
 from ccm_tasks.ledger import Ledger
 from ccm_tasks.ledger import schema as t
-from ccm_tasks.ledger.attempts import NOT_RINGING_STATUSES
+from ccm_tasks.ledger.limits import NOT_RINGING_STATUSES
 from ccm_tasks.simulator.scenario import Scenario
 from ccm_tasks.simulator.server import SimulatorServer
 from tests.dialer.campaign_files import ccm_env, start_run, write_campaign
