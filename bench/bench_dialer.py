@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,19 +89,14 @@ def pct(values: list[float], q: float) -> float:
 def analyse(
     log: list[dict[str, Any]], counters: dict[str, Any], agents: int, per_minute: int
 ) -> dict[str, Any]:
-    by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in log:
-        by_agent[row["agent"]].append(row)
     gaps, answered_gaps, overlaps = [], [], 0
     agent_side = {"agent_unanswered", "agent_canceled", "agent_no_dial"}
-    for rows in by_agent.values():
-        rows.sort(key=lambda r: r["created"])
-        for a, b in itertools.pairwise(rows):
-            gap = b["created"] - a["terminal"]
-            overlaps += gap < 0
-            gaps.append(gap)
-            if a["call_status"] not in agent_side:  # the engine cools an agent down after these
-                answered_gaps.append(gap)
+    for a, b in _next_calls(log):
+        gap = b["created"] - a["terminal"]
+        overlaps += gap < 0
+        gaps.append(gap)
+        if a["call_status"] not in agent_side:  # the engine cools an agent down after these
+            answered_gaps.append(gap)
     start = min(r["created"] for r in log)
     end = max(r["terminal"] for r in log)
     busy = sum(r["ended"] - r["created"] for r in log)
@@ -274,16 +270,18 @@ def contention_run(seconds: int, bulk: int, agents: int = 50, start_after: float
 
 def _gaps_after(log: list[dict[str, Any]], window: tuple[float, float]) -> list[float]:
     """For each call that turned terminal inside ``window``: seconds until its agent's next call."""
+    return [b["created"] - a["terminal"] for a, b in _next_calls(log)
+            if window[0] <= a["terminal"] <= window[1]]
+
+
+def _next_calls(log: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each call of the dial log with the same agent's next call."""
     by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in log:
         by_agent[row["agent"]].append(row)
-    gaps = []
     for rows in by_agent.values():
         rows.sort(key=lambda r: r["created"])
-        for a, b in itertools.pairwise(rows):
-            if window[0] <= a["terminal"] <= window[1]:
-                gaps.append(b["created"] - a["terminal"])
-    return gaps
+        yield from itertools.pairwise(rows)
 
 
 GAP_NOTE = ("gap = a call turning terminal -> that agent's next Make Call (simulated s); p50*/p95*: "

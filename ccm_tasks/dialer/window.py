@@ -76,16 +76,13 @@ class DialWindow:
 
     def describe(self, t: float) -> str:
         """Human summary of the window at time t, in the campaign's time zone."""
-        def local(ts: float) -> str:
-            return local_minute(ts, self.zone)
-
         if self.ended(t):
-            return f"the campaign ended at {local(self.end_at or t)}"
+            return f"the campaign ended at {local_minute(self.end_at or t, self.zone)}"
         closes = self.closes_at(t)
         if closes is not None:
-            return f"open until {local(closes)}"
+            return f"open until {local_minute(closes, self.zone)}"
         nxt = self.next_open(t)
-        return f"closed; opens {local(nxt)}" if nxt else "closed for good"
+        return f"closed; opens {local_minute(nxt, self.zone)}" if nxt else "closed for good"
 
 
 def local_minute(ts: float, zone: ZoneInfo | str) -> str:

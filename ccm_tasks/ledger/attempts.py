@@ -169,8 +169,7 @@ class AttemptStore(ContactLimitStore):
         if self.insert_ignore(conn, t.agent_leases, {"agent_key": agent_key, "holder_id": holder_id,
                                                      "campaign_id": campaign_id, "acquired_at": now}):
             return
-        lease = conn.execute(select(t.agent_leases).where(t.agent_leases.c.agent_key == agent_key)
-                             ).mappings().first()
+        lease = conn.execute(_LEASE_OF_AGENT, {"b_agent": agent_key}).mappings().first()
         if lease is None:  # released between our insert and this read: let the caller try again
             raise _Refused(Claim(ok=False, refusal="agent_leased", holder_id=None, holder_alive=True))
         old = str(lease["holder_id"])
@@ -320,8 +319,7 @@ class AttemptStore(ContactLimitStore):
     def force_release(self, agent_key: str, now: float, reason: str) -> bool:
         """Operator action: free an agent whatever holds it (a stuck call confirmed by hand)."""
         with self.write() as conn:
-            lease = conn.execute(select(t.agent_leases).where(t.agent_leases.c.agent_key == agent_key)
-                                 ).mappings().first()
+            lease = conn.execute(_LEASE_OF_AGENT, {"b_agent": agent_key}).mappings().first()
             if lease is None:
                 return False
             conn.execute(delete(t.agent_leases).where(t.agent_leases.c.agent_key == agent_key))
