@@ -1,6 +1,7 @@
 """Benchmark: loading and validating customer lists against a bare pandas read of the same file.
 
     .venv/bin/python bench/bench_inputs.py [--csv-rows 1000000] [--xlsx-rows 200000] [--repeat 3]
+    .venv/bin/python bench/bench_inputs.py --floor   # the CSV load's unavoidable steps, timed alone
 
 Generates realistic synthetic files once into bench/results/ (mixed Indian formats, ~3% bad rows of
 several kinds, ~2% duplicates, extra columns, some preferred agents), then measures each step in a
@@ -259,6 +260,38 @@ def measure_pair(bare: tuple[str, Path], load: tuple[str, Path], repeat: int
     return _best(bare_runs), _best(load_runs)
 
 
+def floor(path: Path, repeat: int) -> None:
+    """The CSV load's floor: the steps every load must take, each timed alone (best of ``repeat``)
+    beside the bare read, in this one process. Their sum over the bare read is the smallest ratio
+    any load that builds the customers frame of Python strings can reach."""
+    import pandas as pd
+
+    from ccm_tasks.inputs.phones import PhoneNormaliser, e164_strings
+
+    def best(step: Any) -> tuple[float, Any]:
+        times, result = [], None
+        for _ in range(repeat):
+            started = time.perf_counter()
+            result = step()
+            times.append(time.perf_counter() - started)
+        return min(times), result
+
+    bare, _ = best(lambda: pd.read_csv(path))
+    read, frame = best(lambda: pd.read_csv(
+        path, dtype=object, na_filter=False, keep_default_na=False, header=None, skiprows=1,
+        names=list(range(5)), index_col=False, skip_blank_lines=False, engine="c"))
+    raw = frame[1].to_numpy(dtype=object)  # the "Mobile No." column
+    normaliser = PhoneNormaliser("IN")
+    normaliser.many(raw)  # lookup tables built once, as in a run
+    phones, batch = best(lambda: normaliser.many(raw))
+    keys = batch.key[batch.key > 0]
+    e164, _ = best(lambda: e164_strings(keys))
+    total = read + phones + e164
+    print(f"bare pd.read_csv {bare:.3f} s | read as text {read:.3f} s + classify {len(raw):,} phones "
+          f"{phones:.3f} s + {len(keys):,} E.164 strings {e164:.3f} s = {total:.3f} s = "
+          f"{total / bare:.2f}x the bare read, before deduplication, suppression and the frame")
+
+
 def main() -> None:
     """Generate, measure, print."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -266,6 +299,8 @@ def main() -> None:
     parser.add_argument("--xlsx-rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best time)")
     parser.add_argument("--skip-openpyxl", action="store_true", help="skip the slow openpyxl read")
+    parser.add_argument("--floor", action="store_true",
+                        help="only the CSV load's floor: its unavoidable steps, each timed alone")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--generate", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -277,6 +312,9 @@ def main() -> None:
         return
 
     files = generate(args.csv_rows, args.xlsx_rows)
+    if args.floor:
+        floor(files["csv"], args.repeat)
+        return
     results: dict[str, dict[str, Any]] = {}
     results["bare-csv"], results["load-csv"] = measure_pair(
         ("bare-csv", files["csv"]), ("load-csv", files["csv_def"]), args.repeat)
