@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import Connection, Text, select, type_coerce
 
@@ -88,13 +89,13 @@ SPECIAL_STATUSES = ("unknown", "stuck", "in_progress", "not_attempted", "withdra
 """Outcomes that are not call statuses, listed after them (at zero too in the statuses frame)."""
 
 OUTCOME_COLUMNS = (
-    "customer_contact_uri", "final_status", "retry_pending", "attempts", "agent", "agent_name",
+    "customer_contact_uri", "final_status", "retry_pending", "waiting_for", "next_call_after", "attempts", "agent", "agent_name",
     "last_call_sid", "first_attempt", "last_attempt", "talk_time_s", "recordings", "source_file",
     "source_sheet", "source_row",
 )
 OUTCOME_KINDS: dict[str, Kind] = {
     "customer_contact_uri": "phone", "final_status": "text", "outcome": "text", "retry_pending": "bool",
-    "attempts": "int", "agent": "text", "agent_name": "text", "last_call_sid": "text",
+    "waiting_for": "text", "next_call_after": "datetime", "attempts": "int", "agent": "text", "agent_name": "text", "last_call_sid": "text",
     "first_attempt": "datetime", "last_attempt": "datetime", "talk_time_s": "duration",
     "recordings": "text", "source_file": "text", "source_sheet": "text", "source_row": "int",
 }
@@ -277,6 +278,7 @@ def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | Non
         customers = _read_customers(conn, cid)
         attempts = _read_attempts(conn, cid)
         quarantines = _read_quarantines(conn, cid)
+        limit_holds = _read_limit_holds(conn, cid)
         runs = pd.read_sql(select(t.runs.c.id, t.runs.c.started_at, t.runs.c.ended_at, t.runs.c.status,
                                   t.runs.c.reason).where(t.runs.c.campaign_id == cid)
                            .order_by(t.runs.c.id), conn)
@@ -297,7 +299,7 @@ def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | Non
     attempts["wrap"] = attempts["wrap_up_seconds"].fillna(0.0).clip(lower=0.0)
     urls = _json_column(attempts["recordings"].tolist())
     attempts["recordings_text"] = pd.Series([_join_urls(v) for v in urls], dtype="object")
-    outcomes, extras = _outcomes(customers, attempts, zone)
+    outcomes, extras = _outcomes(customers, attempts, zone, _Waiting(limit_holds, as_of))
     statuses = _statuses(outcomes)
     attempts["busy_until"] = _busy_until(attempts, quarantines, as_of)
     attempts["counted_at"] = _counted_at(attempts)
@@ -328,6 +330,7 @@ def _read_customers(conn: Connection, campaign_id: int) -> pd.DataFrame:
     c = t.customers.c
     query = select(c.id, c.phone, c.source_file, c.source_sheet, c.source_row,
                    type_coerce(c.extra, Text).label("extra"), c.state, c.final_status, c.last_status,
+                   c.next_attempt_at,
                    ).where(c.campaign_id == campaign_id).order_by(c.id)
     return read_frame(conn, query)
 
@@ -377,6 +380,50 @@ def _read_quarantines(conn: Connection, campaign_id: int) -> dict[int, float]:
         if attempt_id is not None and isinstance(until, int | float):
             out[int(attempt_id)] = float(until)
     return out
+
+
+def _read_limit_holds(conn: Connection, campaign_id: int) -> dict[int, tuple[float, float]]:
+    """Customer id -> (when, until) of the latest time the contact limit held it."""
+    e = t.events.c
+    rows = conn.execute(select(e.at, type_coerce(e.data, Text))
+                        .where(e.campaign_id == campaign_id, e.kind == "contact_limit_hold")
+                        .order_by(e.id)).all()
+    out: dict[int, tuple[float, float]] = {}
+    for at, data in rows:
+        value = _json(data)
+        if isinstance(value, dict) and isinstance(value.get("customer_id"), int) \
+                and isinstance(value.get("until"), int | float):
+            out[int(value["customer_id"])] = (float(at), float(value["until"]))
+    return out
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    """What the report needs to say why a pending customer is not being called now."""
+
+    limit_holds: Mapping[int, tuple[float, float]]
+    as_of: float
+
+    def columns(self, customers: pd.DataFrame, last_call: pd.Series, pending: npt.NDArray[np.bool_],
+                zone: str) -> tuple[pd.Series, pd.Series]:
+        """``waiting_for`` (``contact limit`` | ``retry interval`` | missing) and ``next_call_after``.
+
+        A pending customer waits for the contact limit when the latest hold came after its last call
+        and has not lapsed; for the retry interval when its next attempt is due later and it was
+        called before; otherwise it is callable now (or at the next run, or when the window opens).
+        """
+        ids = customers["id"]
+        held_at = ids.map({k: v[0] for k, v in self.limit_holds.items()}).astype("float64")
+        held_until = ids.map({k: v[1] for k, v in self.limit_holds.items()}).astype("float64")
+        next_at = customers["next_attempt_at"].astype("float64")
+        later = pending & (next_at > self.as_of).to_numpy()
+        by_limit = pending & (held_until > self.as_of).to_numpy() & \
+            ~(last_call.astype("float64") > held_at).to_numpy()
+        by_retry = later & ~by_limit & last_call.notna().to_numpy()
+        reason = np.select([by_limit, by_retry], ["contact limit", "retry interval"], default="")
+        after = np.where(by_limit, held_until.to_numpy(), np.where(by_retry, next_at.to_numpy(), np.nan))
+        return (pd.Series(reason, dtype="object").replace("", None),
+                local_times(pd.Series(after, dtype="float64"), zone))
 
 
 def _busy_until(a: pd.DataFrame, quarantines: Mapping[int, float], as_of: float) -> pd.Series:
@@ -452,7 +499,8 @@ def _by_customer(values: pd.Series, customer_ids: pd.Series, ids: pd.Series) -> 
     return ids.map(pd.Series(values.to_numpy(), index=customer_ids.to_numpy()))
 
 
-def _outcomes(customers: pd.DataFrame, a: pd.DataFrame, zone: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
+def _outcomes(customers: pd.DataFrame, a: pd.DataFrame, zone: str,
+              waiting: _Waiting) -> tuple[pd.DataFrame, tuple[str, ...]]:
     ids = customers["id"]
     rang = a["state"].isin(RANG_STATES)
     not_rejected = a[a["state"] != AttemptState.REJECTED]
@@ -485,6 +533,8 @@ def _outcomes(customers: pd.DataFrame, a: pd.DataFrame, zone: str) -> tuple[pd.D
          retry_status.to_numpy()],
         default=state)
 
+    waiting_for, next_call_after = waiting.columns(
+        customers, _by_customer(last["created_at"], last["customer_id"], ids), pending, zone)
     columns: dict[str, Any] = {}
     taken = set(OUTCOME_COLUMNS)
     extras: list[str] = []
@@ -496,6 +546,8 @@ def _outcomes(customers: pd.DataFrame, a: pd.DataFrame, zone: str) -> tuple[pd.D
         "customer_contact_uri": customers["phone"].astype("object"),
         "final_status": pd.Series(status, dtype="object"),
         "retry_pending": pd.Series(pending & ~never, dtype="bool"),
+        "waiting_for": waiting_for,
+        "next_call_after": next_call_after,
         "attempts": n_rang,
         "agent": _by_customer(last["agent_key"], last["customer_id"], ids).astype("object"),
         "agent_name": _by_customer(last["agent_name"], last["customer_id"], ids).astype("object"),
@@ -688,6 +740,7 @@ def _figures(outcomes: pd.DataFrame, customers: pd.DataFrame, a: pd.DataFrame, r
         "attempts_per_customer": ratio(n_placed, attempted),
         "still_to_call": int(state.isin(values(UNFINISHED_CUSTOMER)).sum()),
         "retries_due": int(outcomes["retry_pending"].sum()),
+        "held_by_contact_limit": int((outcomes["waiting_for"] == "contact limit").sum()),
         "customers_withdrawn": int((state == CustomerState.WITHDRAWN).sum()),
         "calls_refused": int((a["state"] == AttemptState.REJECTED).sum()),
         "calls_unknown": int((a["state"] == AttemptState.UNKNOWN).sum()),

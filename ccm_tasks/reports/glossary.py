@@ -86,6 +86,11 @@ _DEFS = (
     FigureDef("retries_due", "Retries due",
               "Customers whose last call did not complete and who will be called again.",
               "pending customers with at least one call placed"),
+    FigureDef("held_by_contact_limit", "Held by the contact limit",
+              "Customers waiting because their number had its most calls across campaigns in the "
+              "rolling window (limits.max_calls_per_number); called again after next_call_after.",
+              "pending customers whose latest contact-limit hold came after their last call and has "
+              "not lapsed", "int"),
     FigureDef("customers_withdrawn", "Withdrawn",
               "Customers removed from the inputs (e.g. put on the do-not-call list): never called again.",
               "customers in state withdrawn"),

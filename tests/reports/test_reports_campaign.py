@@ -14,7 +14,9 @@ import openpyxl
 import pandas as pd
 import pytest
 from report_ledgers import LedgerBuilder, epoch
+from sqlalchemy import update
 
+from ccm_tasks.ledger import schema as t
 from ccm_tasks.reports import (
     FIGURES,
     UnknownCampaign,
@@ -132,6 +134,48 @@ def test_outcomes_follow_the_definitions(mixed: LedgerBuilder) -> None:
     assert report.run_date == date(2026, 11, 21)  # the run started 04:30 IST on the 21st
 
 
+def test_the_report_says_why_a_pending_customer_waits(builder: LedgerBuilder) -> None:
+    """Held by the contact limit (a refused claim: the engine records the hold and its end), waiting
+    for the retry interval, or callable now; a hold that lapsed or came before a later call is over."""
+    phones = PHONES[:5]
+    cid, run = builder.campaign("waits", phones, at=epoch("2026-11-20T23:00:00Z"))
+    b, ledger = builder, builder.ledger
+    ids = [b.customer_ids[(cid, p)] for p in phones]
+    soon, later = epoch("2026-11-21T03:00:00Z"), epoch("2026-11-21T09:00:00Z")
+    # 0: called once (unanswered), then held by the limit until `later`.
+    b.call(cid, run, phones[0], "a1", at=epoch("2026-11-20T23:30:00Z"), status="customer_unanswered",
+           talk=0, duration=30, customer_state="pending")
+    ledger.add_event("contact_limit_hold", epoch("2026-11-21T00:00:00Z"), campaign_id=cid,
+                     data={"customer_id": ids[0], "until": later})
+    # 1: never called here, held (another campaign called the number) until `soon`.
+    ledger.add_event("contact_limit_hold", epoch("2026-11-21T00:10:00Z"), campaign_id=cid,
+                     data={"customer_id": ids[1], "until": soon})
+    # 2: unanswered, its retry due at `soon`.
+    b.call(cid, run, phones[2], "a2", at=epoch("2026-11-20T23:40:00Z"), status="customer_unanswered",
+           talk=0, duration=30, customer_state="pending")
+    # 3: held once, but called after the hold (it lapsed): only its retry is waited for.
+    ledger.add_event("contact_limit_hold", epoch("2026-11-20T23:10:00Z"), campaign_id=cid,
+                     data={"customer_id": ids[3], "until": epoch("2026-11-20T23:20:00Z")})
+    b.call(cid, run, phones[3], "a3", at=epoch("2026-11-20T23:50:00Z"), status="customer_unanswered",
+           talk=0, duration=30, customer_state="pending")
+    # 4: never called, nothing held: callable now.
+    with ledger.write() as conn:  # as the engine leaves them: the hold's end, or the retry's time
+        for i, until in ((0, later), (1, soon), (2, soon), (3, soon)):
+            conn.execute(update(t.customers).where(t.customers.c.id == ids[i]).values(next_attempt_at=until))
+    report = build_campaign_report(ledger, "waits", now=NOW)
+    out = report.outcomes.set_index("customer_contact_uri")
+    assert list(out["waiting_for"].fillna("")) == ["contact limit", "contact limit", "retry interval",
+                                                   "retry interval", ""]
+    assert list(out["next_call_after"].astype("object").where(out["next_call_after"].notna(), None)) == [
+        pd.Timestamp("2026-11-21 14:30:00"), pd.Timestamp("2026-11-21 08:30:00"),
+        pd.Timestamp("2026-11-21 08:30:00"), pd.Timestamp("2026-11-21 08:30:00"), None]
+    assert report.figure("held_by_contact_limit") == 2
+    assert figures_json(report.figures)["held_by_contact_limit"]["value"] == 2
+    # After `soon`, customer 1's hold has lapsed (and 2's and 3's retries are due): only 0 still waits.
+    late = build_campaign_report(ledger, "waits", now=epoch("2026-11-21T04:00:00Z"))
+    assert list(late.outcomes["waiting_for"].fillna("")) == ["contact limit", "", "", "", ""]
+
+
 def test_agents_follow_the_definitions(mixed: LedgerBuilder) -> None:
     report = build_campaign_report(mixed.ledger, "mixed", now=NOW)
     agents = report.agents.set_index("agent")
@@ -224,7 +268,8 @@ def test_workbook_round_trip_matches_the_ledger(mixed: LedgerBuilder) -> None:
 
     header, outcomes = _rows(xlsx_path, "Outcomes")
     assert header == ["name", "city", "agent (input)", "customer_contact_uri", "final_status", "outcome",
-                      "retry_pending", "attempts", "agent", "agent_name", "last_call_sid",
+                      "retry_pending", "waiting_for", "next_call_after (Asia/Kolkata)", "attempts", "agent",
+                      "agent_name", "last_call_sid",
                       "first_attempt (Asia/Kolkata)", "last_attempt (Asia/Kolkata)", "talk_time",
                       "recordings", "source_file", "source_sheet", "source_row"]
     assert len(outcomes) == mixed.ledger.count("customers")
@@ -280,7 +325,7 @@ def test_formatting_header_frozen_filtered_durations_dates(mixed: LedgerBuilder)
     _, xlsx_path = write_campaign_report(build_campaign_report(mixed.ledger, "mixed", now=NOW))
     wb = openpyxl.load_workbook(xlsx_path)
     # Table sheets: header frozen, filtered, bold; the Summary is laid out by hand (no filter).
-    expected_filter = {"Outcomes": "A1:R9", "Agents": "A1:L4", "Attempts": "A1:Y9", "By hour": "A1:E2",
+    expected_filter = {"Outcomes": "A1:T9", "Agents": "A1:L4", "Attempts": "A1:Y9", "By hour": "A1:E2",
                        "Runs": "A1:F2", "Glossary": f"A1:C{len(FIGURES) + len(OUTCOME_LABELS) + 12}"}
     for title, ref in expected_filter.items():
         ws = wb[title]
@@ -297,10 +342,10 @@ def test_formatting_header_frozen_filtered_durations_dates(mixed: LedgerBuilder)
         if ws.title != "Summary":
             assert ws.print_title_rows == "$1:$1", ws.title  # the header row on every page
     outcomes = wb["Outcomes"]
-    talk, first = outcomes["N2"], outcomes["L2"]
+    talk, first = outcomes["P2"], outcomes["N2"]
     assert talk.value == timedelta(seconds=125) and talk.number_format == "[h]:mm:ss"
     assert first.value == datetime(2026, 11, 21, 5, 0) and first.number_format == "yyyy-mm-dd hh:mm:ss"
-    assert outcomes.column_dimensions["L"].width >= 20  # a time fits
+    assert outcomes.column_dimensions["N"].width >= 20  # a time fits
     agents = wb["Agents"]
     for col in "GIJK":  # talk time, busy, wrap-up, time in runs (H, the average, is blank for a2)
         assert agents[f"{col}2"].number_format == "[h]:mm:ss"
@@ -346,7 +391,7 @@ def test_times_are_in_the_campaign_zone(builder: LedgerBuilder) -> None:
     assert india.attempts.loc[0, "daily_report_date"] == pd.Timestamp("2026-11-21")
     _, xlsx_path = write_campaign_report(india)
     assert xlsx_path.parent.name == "2026-11-21"
-    assert openpyxl.load_workbook(xlsx_path)["Outcomes"]["I2"].value == datetime(2026, 11, 21, 5, 0)
+    assert openpyxl.load_workbook(xlsx_path)["Outcomes"]["K2"].value == datetime(2026, 11, 21, 5, 0)
 
     newyork = build_campaign_report(builder.ledger, "newyork")
     assert newyork.outcomes.loc[0, "first_attempt"] == pd.Timestamp("2026-11-20 18:30:00")
@@ -417,7 +462,7 @@ def test_a_table_longer_than_a_sheet_continues_on_the_next(mixed: LedgerBuilder,
     assert [n for n in wb.sheetnames if n.startswith("Outcomes")] == parts
     phones = [wb[n].cell(row=r, column=4).value for n in parts for r in range(2, wb[n].max_row + 1)]
     assert phones == PHONES
-    assert wb["Outcomes (3)"].auto_filter.ref == "A1:R3" and wb["Outcomes (3)"].freeze_panes == "A2"
+    assert wb["Outcomes (3)"].auto_filter.ref == "A1:T3" and wb["Outcomes (3)"].freeze_panes == "A2"
 
 
 def test_headline_figures_come_from_the_glossary(mixed: LedgerBuilder) -> None:
