@@ -18,6 +18,10 @@ from ccm_tasks.ledger.states import CustomerState
 ControlValue = str  # "run" | "pause" | "stop" (ccm_tasks.control)
 
 
+CRASHED_REASON = "the run's process died (killed or crashed); it ended at its last heartbeat"
+"""Why a run is recorded ``crashed`` (by the campaign's next run, or shown so by the reports)."""
+
+
 @dataclass(frozen=True)
 class CustomerUpdate:
     """A customer's state after a decision, written together with the attempt that caused it."""
@@ -137,7 +141,7 @@ class CampaignStore(HolderStore):
                 last = (run.progress or {}).get("time") if isinstance(run.progress, dict) else None
                 conn.execute(update(t.runs).where(r.id == run.id, r.status == "running").values(
                     status="crashed", ended_at=float(last) if last is not None else run.started_at,
-                    reason="the run's process died (killed or crashed); ended_at is its last heartbeat"))
+                    reason=CRASHED_REASON))
 
     @transaction_retry
     def release_campaign(self, campaign_id: int, holder_id: str, status: str, reason: str | None,

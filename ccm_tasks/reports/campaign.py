@@ -46,6 +46,7 @@ from sqlalchemy import Connection, Text, select, type_coerce
 
 from ccm_tasks.ledger import Ledger
 from ccm_tasks.ledger import schema as t
+from ccm_tasks.ledger.campaigns import CRASHED_REASON
 from ccm_tasks.ledger.states import (
     MAY_HAVE_RUNG,
     UNFINISHED_CUSTOMER,
@@ -89,14 +90,15 @@ SPECIAL_STATUSES = ("unknown", "stuck", "in_progress", "not_attempted", "withdra
 """Outcomes that are not call statuses, listed after them (at zero too in the statuses frame)."""
 
 OUTCOME_COLUMNS = (
-    "customer_contact_uri", "final_status", "retry_pending", "waiting_for", "next_call_after", "attempts", "agent", "agent_name",
-    "last_call_sid", "first_attempt", "last_attempt", "talk_time_s", "recordings", "source_file",
-    "source_sheet", "source_row",
+    "customer_contact_uri", "final_status", "retry_pending", "waiting_for", "next_call_after", "attempts",
+    "agent", "agent_name", "last_call_sid", "first_attempt", "last_attempt", "talk_time_s", "recordings",
+    "source_file", "source_sheet", "source_row",
 )
 OUTCOME_KINDS: dict[str, Kind] = {
     "customer_contact_uri": "phone", "final_status": "text", "outcome": "text", "retry_pending": "bool",
-    "waiting_for": "text", "next_call_after": "datetime", "attempts": "int", "agent": "text", "agent_name": "text", "last_call_sid": "text",
-    "first_attempt": "datetime", "last_attempt": "datetime", "talk_time_s": "duration",
+    "waiting_for": "text", "next_call_after": "datetime", "attempts": "int", "agent": "text",
+    "agent_name": "text", "last_call_sid": "text", "first_attempt": "datetime", "last_attempt": "datetime",
+    "talk_time_s": "duration",
     "recordings": "text", "source_file": "text", "source_sheet": "text", "source_row": "int",
 }
 ATTEMPT_KINDS: dict[str, Kind] = {
@@ -279,9 +281,7 @@ def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | Non
         attempts = _read_attempts(conn, cid)
         quarantines = _read_quarantines(conn, cid)
         limit_holds = _read_limit_holds(conn, cid)
-        runs = pd.read_sql(select(t.runs.c.id, t.runs.c.started_at, t.runs.c.ended_at, t.runs.c.status,
-                                  t.runs.c.reason).where(t.runs.c.campaign_id == cid)
-                           .order_by(t.runs.c.id), conn)
+        runs = _read_runs(ledger, conn, cid)
         controls = _read_controls(conn, cid, zone=str(row["timezone"]))
     for column in ("started_at", "ended_at"):
         runs[column] = runs[column].astype("float64")
@@ -316,8 +316,31 @@ def build_campaign_report(ledger: Ledger, campaign: str, *, run_date: date | Non
         runs=run_frame, figures=figures, extra_columns=extras, controls=controls)
 
 
+def _read_runs(ledger: Ledger, conn: Connection, campaign_id: int) -> pd.DataFrame:
+    """The campaign's runs, oldest first. A run still recorded ``running`` whose process is gone was
+    killed: it shows as ``crashed``, ended at its last progress write (its last sign of life), as the
+    next run of the campaign will record it (``CampaignStore._close_runs_of_dead``)."""
+    r = t.runs.c
+    rows = conn.execute(select(r.id, r.started_at, r.ended_at, r.status, r.reason, r.holder_id,
+                               type_coerce(r.progress, Text).label("progress"))
+                        .where(r.campaign_id == campaign_id).order_by(r.id)).mappings().all()
+    out = []
+    for row in rows:
+        run = {k: row[k] for k in ("id", "started_at", "ended_at", "status", "reason")}
+        if row["status"] == "running" and not ledger.holder_alive(row["holder_id"], conn):
+            progress = _json(row["progress"])
+            last = progress.get("time") if isinstance(progress, dict) else None
+            run.update(status="crashed",
+                       ended_at=float(last) if isinstance(last, int | float) else row["started_at"],
+                       reason=CRASHED_REASON)
+        out.append(run)
+    return pd.DataFrame(out, columns=["id", "started_at", "ended_at", "status", "reason"])
+
+
 def _status(campaign_status: str | None, reason: str | None, runs: pd.DataFrame) -> tuple[str, str | None]:
     """The campaign's status and reason; a campaign row no runner ever claimed says its latest run's."""
+    if campaign_status == "running" and len(runs) and runs.iloc[-1]["status"] == "crashed":
+        return "crashed", str(runs.iloc[-1]["reason"])  # its runner died; nobody has run it since
     if campaign_status and campaign_status != "new":
         return campaign_status, reason
     if not len(runs):

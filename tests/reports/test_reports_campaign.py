@@ -29,7 +29,7 @@ from ccm_tasks.reports import (
     write_campaign_report,
 )
 from ccm_tasks.reports import xlsx as xlsx_module
-from ccm_tasks.reports.glossary import HEADLINE, OUTCOME_LABELS
+from ccm_tasks.reports.glossary import HEADLINE, OUTCOME_LABELS, run_status_label
 
 PHONES = [f"+9199531234{i:02d}" for i in range(8)]
 INJECTIONS = ['=HYPERLINK("http://evil.example","click")', "+1+1", "-2", "@SUM(A1)", "\tx", "\rx"]
@@ -229,6 +229,29 @@ def test_time_in_runs_counts_the_runs_an_agent_worked(builder: LedgerBuilder) ->
     assert list(report.runs["status"]) == ["Calling window closed",
                                            "Interrupted (killed; noticed by a later run)"]
     assert list(report.runs["status_code"]) == ["window_closed", "interrupted"]
+
+
+def test_a_killed_run_shows_as_crashed_not_running(builder: LedgerBuilder, tmp_path: Path) -> None:
+    """A run whose process died, with no later run to record it: crashed, ended at its last heartbeat."""
+    cid, run = builder.campaign("killed", PHONES[:2], at=epoch("2026-11-20T23:00:00Z"))
+    builder.call(cid, run, PHONES[0], "a1", at=epoch("2026-11-20T23:30:00Z"), talk=60, duration=90)
+    ledger = builder.ledger
+    ledger.write_progress(run, builder.holder, {"time": epoch("2026-11-20T23:45:00Z")})
+    ledger.claim_campaign(cid, builder.holder, epoch("2026-11-20T23:00:00Z"))
+    assert build_campaign_report(ledger, "killed", now=NOW).runs.loc[0, "status_code"] == "running"
+    with ledger.write() as conn:  # the holder's process is gone: another machine, silent for a day
+        conn.execute(update(t.holders).where(t.holders.c.holder_id == builder.holder)
+                     .values(hostname="gone.example", heartbeat_at=0.0))
+    report = build_campaign_report(ledger, "killed", now=NOW)
+    runs = report.runs
+    assert (runs.loc[0, "status_code"], runs.loc[0, "status"]) == ("crashed", run_status_label("crashed"))
+    assert runs.loc[0, "ended"] == pd.Timestamp("2026-11-21 05:15:00")  # its last heartbeat, IST
+    assert "died" in runs.loc[0, "reason"]
+    assert report.status == "crashed"
+    _csv_path, xlsx_path = write_campaign_report(report, tmp_path / "out")
+    _header, rows = _rows(xlsx_path, "Runs")
+    cells = [str(v) for v in rows[0].values()]
+    assert run_status_label("crashed") in cells and run_status_label("running") not in cells, rows
 
 
 def test_operators_controls_are_in_the_report(mixed: LedgerBuilder) -> None:
