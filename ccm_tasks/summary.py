@@ -53,7 +53,7 @@ class RunSummary:
     callbacks_used: int
     stuck_calls: int
     dropped_agents: Mapping[str, str]
-    unavailable_agents: Mapping[str, str]  # paused by the API (device off...) when the run ended
+    unavailable_agents: Mapping[str, str]  # refused as unavailable (device off...) with no call since
     inputs: InputCounts
     rejects_file: str | None = None
     files: tuple[str, ...] = ()

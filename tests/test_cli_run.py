@@ -173,3 +173,27 @@ def test_sigterm_drains_and_ends_cancelled_without_waiting_for_prefect(tmp_path:
     assert ledger.runs(ledger.campaign_id("term") or 0)[0]["status"] == "cancelled"
     assert ledger.count("agent_leases") == 0 or all(
         lease["available_at"] is not None for lease in ledger.leases())  # only wrap-ups remain
+
+
+def test_the_summary_counts_requests_sent_and_names_agents_unavailable_all_run(tmp_path: Path) -> None:
+    """"API requests sent" is what reached the server (the simulator's own count of Make Calls
+    received, refused ones included), not budget grants; an agent whose device is off for the whole
+    run is named, with the reason, in the printed summary and in summary.json."""
+    scenario = Scenario.model_validate({"time_scale": 1000, "agents": [
+        {"user_id": u, "contact_uri": c, **({"device": "off"} if u == "agent-003" else {})}
+        for u, c in AGENTS]})
+    with SimulatorServer(scenario) as sim:
+        definition = write_campaign(tmp_path / "c", "sent", agents=AGENTS, numbers=NUMBERS)
+        env = ccm_env(sim, tmp_path / "ledger.sqlite", tmp_path / "reports")
+        out = ccm("run", "--no-prefect", str(definition), env=env)
+        received = sim.received_make_calls()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"API requests sent: {len(received)} Make Call" in out.stdout, out.stdout
+    (summary_path,) = (tmp_path / "reports" / "sent").glob("*/summary.json")
+    import json
+
+    summary = json.loads(summary_path.read_text())
+    assert summary["requests"]["post_sent"] == len(received)
+    assert list(summary["unavailable_agents"]) == ["agent-003"], out.stdout
+    reason = summary["unavailable_agents"]["agent-003"]
+    assert reason and f"agent-003 ({reason})" in out.stdout, out.stdout

@@ -38,6 +38,8 @@ class AgentSlot:
     idle_since: float = 0.0
     until: float = 0.0
     reason: str | None = None
+    # Why the API last refused it as unavailable (device off...), until a call of its is placed.
+    unavailable: str | None = None
     calls: int = 0
     seq: int = field(default=0)
 
@@ -128,6 +130,12 @@ class AgentPool:
         """Every agent with its state in words (for status pages)."""
         return tuple(AgentView(a.key, a.name, LABELS[a.state], a.reason,
                                a.until if a.state in TIMED else None) for a in self.agents.values())
+
+    def still_unavailable(self) -> dict[str, str]:
+        """Agents whose latest Make Call was refused as unavailable and who placed none since (even
+        between re-checks, when they are briefly idle), with the API's reason: for the summary."""
+        return {a.key: a.unavailable for a in self.agents.values()
+                if a.unavailable is not None and a.state != "dropped"}
 
     def reasons(self, state: AgentState) -> dict[str, str]:
         """Agents in ``state`` with why (e.g. the dropped and the unavailable, for the summary)."""

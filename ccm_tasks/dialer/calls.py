@@ -179,6 +179,7 @@ class CallLifecycle:
         assert call.attempt_id is not None
         attempt_id = call.attempt_id
         call.phase = "live"
+        call.agent.unavailable = None  # it took a call: available after all
         following = self.follower.follow(call_sid, attempt_id, placed_at=placed_at,
                                          stuck_after=placed_at + self.cfg.stuck_after, last=last,
                                          confirm_now=confirm_now)
@@ -238,6 +239,7 @@ class CallLifecycle:
             run.log.warning("agent %s unavailable (%s): paused, re-checked in %.0fs", agent.key, exc,
                             cfg.agent_recheck)
             run.pool.set_timed(agent, "paused", now + cfg.agent_recheck, str(exc))
+            agent.unavailable = str(exc)
         elif category == "agent_invalid":
             run.log.warning("agent %s dropped from this campaign: %s", agent.key, exc)
             run.pool.drop(agent, str(exc))

@@ -349,4 +349,4 @@ class CampaignEngine:
         s = self.state
         return RunResult(status=status, reason=reason, outcomes=dict(s.outcomes), pending=s.queue.waiting,
                          stuck=len(s.stuck), unknown=s.outcomes.get("unknown", 0),
-                         dropped_agents=s.pool.reasons("dropped"), paused_agents=s.pool.reasons("paused"))
+                         dropped_agents=s.pool.reasons("dropped"), paused_agents=s.pool.still_unavailable())

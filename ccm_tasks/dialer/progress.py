@@ -133,7 +133,7 @@ class RunResult:
     stuck: int
     unknown: int
     dropped_agents: Mapping[str, str]
-    paused_agents: Mapping[str, str] = field(default_factory=dict)
+    paused_agents: Mapping[str, str] = field(default_factory=dict)  # unavailable at the end (why)
 
     @property
     def exit_code(self) -> int:

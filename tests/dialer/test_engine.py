@@ -167,6 +167,7 @@ async def test_unavailable_agent_is_paused_and_rechecked(ledger: Ledger) -> None
     assert result.status == "completed"
     assert ledger.count("attempts", error_category="agent_unavailable") >= 1
     assert any(r["agent"] == "agent-001" for r in checked["log"])
+    assert "agent-001" not in result.paused_agents  # it took calls once switched on
 
 
 async def test_invalid_agent_is_dropped_and_reported(ledger: Ledger) -> None:
