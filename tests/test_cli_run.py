@@ -197,3 +197,57 @@ def test_the_summary_counts_requests_sent_and_names_agents_unavailable_all_run(t
     assert list(summary["unavailable_agents"]) == ["agent-003"], out.stdout
     reason = summary["unavailable_agents"]["agent-003"]
     assert reason and f"agent-003 ({reason})" in out.stdout, out.stdout
+
+
+def test_unknown_outcomes_are_listed_and_only_the_requeued_one_is_dialled_again(tmp_path: Path,
+                                                                                ledger_url: str) -> None:
+    """Two customers final as unknown (a run died around their Make Calls): ``ccm unknown`` lists
+    both; ``ccm requeue --unknown --numbers`` puts back the one a person confirmed never rang, with
+    who and why; the next ``ccm run`` dials that number and no other, and the other stays unknown."""
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.ledger.campaigns import CustomerUpdate
+
+    numbers = NUMBERS[:2]
+    definition = write_campaign(tmp_path / "c", "settle", agents=AGENTS, numbers=numbers)
+    ledger = Ledger(ledger_url)
+    at = time.time() - 3600
+    cid = ledger.upsert_campaign("settle", definition_path=str(definition), timezone="Asia/Kolkata", now=at)
+    ledger.sync_customers(cid, [{"customer_key": n, "phone": n} for n in numbers], at)
+    holder = ledger.register_holder("the run that died")
+    run_id = ledger.start_run(cid, holder, at)
+    for i, row in enumerate(ledger.customer_rows(cid)):
+        agent = AGENTS[i][0]
+        claim = ledger.claim(agent_key=agent, agent_name=None, holder_id=holder, campaign_id=cid,
+                             run_id=run_id, customer_id=row.id, attempt_no=1, now=at + i)
+        assert claim.ok and claim.attempt_id is not None
+        final = CustomerUpdate(state="done", final_status="unknown", last_status="unknown", attempts=1,
+                               agent_side_retries=0, no_dial_retries=0, next_attempt_at=None)
+        ledger.mark_unknown(claim.attempt_id, agent_key=agent, customer_id=row.id, message="read timeout",
+                            customer=final, quarantine_until=at + 600, now=at + 30)
+        ledger.release_lease(agent, holder)
+    ledger.finish_run(run_id, "interrupted", "killed", {}, at + 60)
+    ledger.close()
+
+    with SimulatorServer(Scenario.model_validate({"time_scale": 1000, "agents": [
+            {"user_id": u, "contact_uri": c} for u, c in AGENTS]})) as sim:
+        env = ccm_env(sim, ledger_url, tmp_path / "reports")
+        listed = ccm("unknown", "settle", env=env)
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert "2 customers" in listed.stdout and "ccm requeue settle --unknown" in listed.stdout
+        # --unknown and --reason are required: nothing is requeued by accident.
+        assert ccm("requeue", "settle", "--numbers", numbers[1], env=env).returncode == 2
+        back = ccm("requeue", "settle", "--unknown", "--numbers", numbers[1],
+                   "--reason", "agent says it never rang", "--by", "asha", env=env)
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert "1 customers back in the queue" in back.stdout
+        assert "1 customers" in ccm("unknown", "settle", env=env).stdout
+        rerun = ccm("run", "--no-prefect", str(definition), env=env)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        dialled = [r["customer"] for r in sim.dial_log()]
+    assert dialled == [numbers[1]]
+    ledger = Ledger(ledger_url)
+    finals = {r.customer_key: r.final_status for r in ledger.customer_rows(cid)}
+    (event,) = ledger.events(cid, kinds=["requeue_unknown"])
+    ledger.close()
+    assert finals[numbers[0]] == "unknown" and finals[numbers[1]] == "completed"
+    assert event["data"]["by"] == "asha" and event["data"]["reason"] == "agent says it never rang"

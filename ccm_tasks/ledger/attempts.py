@@ -363,12 +363,14 @@ class AttemptStore(ContactLimitStore):
     def unknown_customers(self, campaign_id: int) -> list[dict[str, Any]]:
         """Customers final as ``unknown`` with their last unknown attempt (for a person to judge)."""
         c, a = t.customers.c, t.attempts.c
-        latest = (select(func.max(a.id)).where(a.customer_id == c.id, a.state == str(AttemptState.UNKNOWN))
-                  .scalar_subquery())
+        other = t.attempts.alias("unknown_attempts")  # the subquery's own attempts, not the joined row
+        latest = (select(func.max(other.c.id))
+                  .where(other.c.customer_id == c.id, other.c.state == str(AttemptState.UNKNOWN))
+                  .correlate(t.customers).scalar_subquery())
         with self.read() as conn:
             rows = conn.execute(select(c.customer_key, a.id.label("attempt_id"), a.attempt_no, a.agent_key,
                                        a.created_at, a.error_message)
-                                .join(t.attempts, a.id == latest)
+                                .select_from(t.customers.join(t.attempts, a.id == latest))
                                 .where(c.campaign_id == campaign_id, c.state == str(CustomerState.DONE),
                                        c.final_status == "unknown").order_by(a.created_at)).mappings()
             return [dict(r) for r in rows]
