@@ -55,13 +55,15 @@ class RateLimitedLog:
 
 
 class OncePerInterval(logging.Filter):
-    """Let a record with the same message start through at most once per interval (asyncio's
-    "socket.accept() out of system resource" errors, thousands a second under a connection flood)."""
+    """Let a record with the same message start through at most once per interval, saying how many
+    were held back since the last one (asyncio's "socket.accept() out of system resource" errors and
+    uvicorn's "Exceeded concurrency limit.", one per connection under a flood)."""
 
     def __init__(self, prefixes: tuple[str, ...], every: float = 10.0) -> None:
         super().__init__()
         self.prefixes, self.every = prefixes, every
         self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
@@ -69,8 +71,12 @@ class OncePerInterval(logging.Filter):
             if message.startswith(prefix):
                 now = time.monotonic()
                 if now - self._last.get(prefix, -1e9) < self.every:
+                    self._held[prefix] = self._held.get(prefix, 0) + 1
                     return False
                 self._last[prefix] = now
+                held = self._held.pop(prefix, 0)
+                if held:
+                    record.msg = f"{record.msg} ({held} more like it since the last such line)"
         return True
 
 
@@ -107,6 +113,8 @@ def redact_all_handlers(secrets: tuple[str, ...] = ()) -> RedactingFilter:
 
 
 logging.getLogger("asyncio").addFilter(OncePerInterval(("socket.accept() out of system resource",)))
+# The callback receiver's bound (callbacks.MAX_CONNECTIONS): uvicorn logs each refused connection.
+logging.getLogger("uvicorn.error").addFilter(OncePerInterval(("Exceeded concurrency limit",)))
 
 __all__ = ["OncePerInterval", "RateLimitedLog", "configure_logging", "quiet_prefect_env",
            "redact_all_handlers", "redaction_filter"]

@@ -159,3 +159,72 @@ def test_a_flood_of_connections_is_bounded_and_the_log_stays_small(
             sock.close()
     assert set(answers) <= {404, 503}
     assert len(caplog.records) < 30  # 20 rejections: a few lines, not one per request
+
+
+def test_abuse_of_the_receiver_inside_ccm_run_leaves_the_dialer_working(tmp_path: Any) -> None:
+    """``ccm run`` with its receiver in the same process and event loop, while 400 idle connections,
+    deeply nested JSON and bodies that never finish arrive at the receiver: the campaign still
+    completes (the simulator's callbacks refused, polls and Make Calls go on), and the log stays
+    a few lines long."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from ccm_tasks.simulator.scenario import Scenario
+    from ccm_tasks.simulator.server import SimulatorServer
+    from tests.dialer.campaign_files import ccm_env, write_campaign
+
+    with socket.socket() as probe:  # a free port for the receiver (listen "host:0" would hide it)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    agents = [(f"agent-{i:03d}", f"+91980000{i:04d}") for i in range(1, 4)]
+    numbers = [f"+9199{i:08d}" for i in range(15)]
+    world = {"time_scale": 20, "behaviour": {"talk_seconds": [20, 40]},
+             "agents": [{"user_id": u, "contact_uri": c} for u, c in agents]}
+    with SimulatorServer(Scenario.model_validate(world)) as sim:
+        env = ccm_env(sim, tmp_path / "ledger.sqlite", tmp_path / "reports")
+        definition = write_campaign(tmp_path / "c", "abused", agents=agents, numbers=numbers,
+                                    callbacks={"enabled": True, "listen": f"127.0.0.1:{port}"},
+                                    dialer={"wrap_up_seconds": 0})
+        log = tmp_path / "run.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "ccm_tasks.cli", "run", "--no-prefect",
+                                     str(definition)], env=env, stdout=out, stderr=subprocess.STDOUT)
+        held: list[socket.socket] = []
+        try:
+            for _ in range(200):  # until the receiver is up and the first call is placed
+                time.sleep(0.05)
+                if sim.dial_log():
+                    break
+            for _ in range(400):
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            nested = b"[" * 7_000 + b"]" * 7_000
+            for _ in range(20):
+                try:
+                    httpx.post(f"http://127.0.0.1:{port}/v1/callbacks/x", content=nested, timeout=5,
+                               headers={"content-type": "application/json"})
+                except httpx.HTTPError:
+                    pass  # refused while the flood holds the receiver's connections: fine
+            for _ in range(5):  # bodies that never finish
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(b"POST /v1/callbacks/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+                held.append(sock)
+            code = proc.wait(timeout=240)
+        finally:
+            for sock in held:
+                sock.close()
+            if proc.poll() is None:
+                proc.kill()
+        counters = sim.counters()
+        calls = sim.dial_log()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "every customer has a final outcome" in text, text[-3000:]
+    assert {r["customer"] for r in calls} == set(numbers)
+    assert counters.get("get_requests", 0) > 0  # polls went on (callbacks were refused in the flood)
+    assert "Traceback" not in text and "Too many open files" not in text
+    assert "ConnectError" not in text, text[-3000:]  # the dialer's own requests were never starved
+    assert len(text.splitlines()) < 80, text[-3000:]
+    # uvicorn logs every connection refused past the bound: one line per 10 s, with the count held back.
+    assert text.count("Exceeded concurrency limit") <= 10, text[-3000:]
