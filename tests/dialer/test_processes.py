@@ -152,3 +152,47 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, ledger_url: str) -
     text = (tmp_path / "run.log").read_text()
     assert "Traceback" not in text
     assert "resuming: confirming call" in text  # the kills did land while calls were live
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)  # about time zones, not the ledger
+def test_recipients_outside_their_own_hours_are_never_dialled(tmp_path: Path, ledger_url: str) -> None:
+    """``ccm run`` (a real child sharing the simulator's clock) with the window 09:00-20:00
+    Asia/Kolkata, started at 19:00 IST: Indian numbers at once, New York numbers only from 09:00 in
+    New York (19:30 IST), Los Angeles numbers never (their 09:00 comes after 20:00 IST, when the
+    run ends with them waiting). 120x: the child's start-up (a few real seconds) stays well before
+    New York opens."""
+    from datetime import UTC, datetime
+
+    start = datetime(2026, 12, 2, 13, 30, tzinfo=UTC)  # 19:00 IST, 08:30 in New York, 05:30 in LA
+    ny_opens = datetime(2026, 12, 2, 14, 0, tzinfo=UTC).timestamp()
+    closes = datetime(2026, 12, 2, 14, 30, tzinfo=UTC).timestamp()  # 20:00 IST
+    india, new_york = numbers(0, 6), [f"+1212555{i:04d}" for i in range(4)]
+    los_angeles = [f"+1310555{i:04d}" for i in range(3)]
+    world = Scenario.model_validate({
+        "seed": 3, "time_scale": 120, "start_time": start.isoformat(),
+        "account": {"rate_limit_per_minute": None},
+        "agents": [{"user_id": u, "contact_uri": c} for u, c in agents(1, 3)],
+        "behaviour": {"talk_seconds": [30, 60], "customer_answer_probability": 1.0,
+                      "agent_answer_probability": 1.0, "agent_cancel_probability": 0.0}})
+    with SimulatorServer(world) as sim:
+        env = ccm_env(sim, ledger_url, tmp_path / "reports")
+        definition = write_campaign(tmp_path / "c", "zones", agents=agents(1, 3),
+                                    numbers=india + new_york + los_angeles,
+                                    customers={"countries": ["IN", "US"]},
+                                    window={"start": "09:00", "end": "20:00", "timezone": "Asia/Kolkata"},
+                                    dialer={"wrap_up_seconds": 0})
+        proc = start_run(definition, env, tmp_path / "run.log")
+        assert proc.wait(timeout=240) == 0, (tmp_path / "run.log").read_text()[-3000:]
+        log = sim.dial_log()
+    text = (tmp_path / "run.log").read_text()
+    first = {n: min((r["created"] for r in log if r["customer"] == n), default=None)
+             for n in india + new_york}
+    assert all(first[n] is not None and first[n] < ny_opens for n in india[:3]), text[-2000:]  # at once
+    assert all(first[n] is not None and first[n] >= ny_opens for n in new_york), first  # from their 09:00
+    assert not [r for r in log if r["customer"] in los_angeles]  # never outside their own hours
+    assert all(r["created"] < closes for r in log)  # nobody after 20:00 IST
+    ledger = Ledger(ledger_url)
+    pending = {r.customer_key for r in ledger.customer_rows(ledger.campaign_id("zones") or 0)
+               if r.state == "pending"}
+    ledger.close()
+    assert set(los_angeles) <= pending  # waiting, not failed
