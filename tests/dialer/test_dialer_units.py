@@ -247,3 +247,27 @@ def test_operator_lists_and_releases_a_stuck_agent(tmp_path, capsys) -> None:  #
     assert main(["agents", "release", "agent-007", "--reason", "call ended, confirmed with Exotel support",
                  "--ledger", str(tmp_path / "l.sqlite")]) == 0
     assert ledger.leases() == [] and ledger.count("events", kind="lease_released_by_operator") == 1
+
+
+def test_the_progress_line_names_each_reason_an_agent_is_not_taking_calls() -> None:
+    """Cooling down, unavailable, held by another run and quarantined are counted apart (not one
+    "paused" count), from the agents' own states."""
+    from ccm_tasks.dialer.progress import AgentCounts, Progress, RequestCounts
+
+    clock = ManualClock(1000.0)
+    agents = [AgentSlot(f"a{i}", f"a{i}", None, None) for i in range(7)]
+    pool = AgentPool(agents, clock.time())
+    pool.set_calling(agents[0])
+    pool.set_timed(agents[1], "wrap_up", 1015.0, "after-call work")
+    pool.set_timed(agents[2], "cooldown", 1060.0, "busy (10706)")
+    pool.set_timed(agents[3], "paused", 1300.0, "device off (1012)")
+    pool.set_timed(agents[4], "elsewhere", 1100.0)
+    pool.set_timed(agents[5], "quarantined", 1600.0)
+    counts = pool.counts()
+    assert counts == AgentCounts(busy=1, idle=1, wrap_up=1, cooling_down=1, unavailable=1, elsewhere=1,
+                                 quarantined=1)
+    line = Progress(campaign="c", phase="dialling", detail="", total=10, done=3, live_calls=1, placed=4,
+                    outcomes={"completed": 3}, agents=counts, requests=RequestCounts(), stuck=0, unknown=0,
+                    time=clock.time()).line()
+    assert line == ("3/10 final | 1 live | agents 1 busy, 1 idle, 1 wrap-up, 1 cooling down, 1 unavailable, "
+                    "1 held by another run, 1 quarantined | completed 3")
