@@ -44,6 +44,9 @@ async def test_run_campaign_flow(prefect_server: None, sandbox: Path) -> None:
     kinds = {a.key: a for a in arts}
     assert "flowtest-run-summary" in kinds and "completed" in str(kinds["flowtest-run-summary"].data)
     assert "flowtest-progress" in kinds
+    # The latest progress of a completed run is its final figure, not the last snapshot before it.
+    progress = max((a for a in arts if a.key == "flowtest-progress"), key=lambda a: a.updated or a.created)
+    assert float(progress.data) == 100.0, [(a.created, a.updated, a.data) for a in arts]
 
 
 async def test_run_campaign_flow_fails_cleanly_when_the_campaign_cannot_run(prefect_server: None,
