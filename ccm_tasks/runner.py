@@ -107,8 +107,10 @@ class CampaignRun:
         try:
             await asyncio.to_thread(self._record, summary, now)
             files, figures = await asyncio.to_thread(self._write_report)
-            summary = summary.with_files(
-                (*files, summary.write_json(s.started_at, s.definition.window.timezone)), figures)
+            # summary.json holds the report's files and headline figures, so it is written after them.
+            summary = summary.with_files(tuple(files), figures)
+            written = summary.write_json(s.started_at, s.definition.window.timezone)
+            summary = summary.with_files((*files, written))
         finally:
             if s.receiver is not None:
                 s.receiver.close()

@@ -197,6 +197,26 @@ def test_the_summary_counts_requests_sent_and_names_agents_unavailable_all_run(t
     assert list(summary["unavailable_agents"]) == ["agent-003"], out.stdout
     reason = summary["unavailable_agents"]["agent-003"]
     assert reason and f"agent-003 ({reason})" in out.stdout, out.stdout
+    # The headline figures, in the glossary's words, match the ledger.
+    from sqlalchemy import func, select
+
+    from ccm_tasks.ledger import Ledger
+    from ccm_tasks.ledger import schema as t
+
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    a = t.attempts.c
+    with ledger.read() as conn:
+        placed = conn.execute(select(func.count())
+                              .where(a.state.in_(["placed", "terminal", "unknown"]))).scalar()
+        answered = conn.execute(select(func.count()).where(a.call_status == "completed")).scalar()
+        talk = conn.execute(select(func.sum(a.total_talk_time))).scalar()
+    ledger.close()
+    figures = summary["figures"]
+    assert figures["calls_placed"]["value"] == placed and figures["talk_time"]["value"] == talk
+    assert figures["answer_rate"]["value"] == answered / placed
+    assert figures["answer_rate"]["label"] == "Answer rate"
+    assert [Path(f).name for f in summary["files"]] == ["outcomes.csv", "outcomes.xlsx"]
+    assert figures["reach_rate"]["value"] == 1.0 and figures["talk_time"]["unit"] == "seconds"
 
 
 def test_unknown_outcomes_are_listed_and_only_the_requeued_one_is_dialled_again(tmp_path: Path,
