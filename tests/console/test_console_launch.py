@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -42,12 +43,25 @@ def test_one_campaign_launched_twice_at_once_runs_once(console: Console) -> None
         assert "already running" in refused.text and "Nothing was started" in refused.text
         assert len(console.app.state.console.launcher.children()) == 1
         deadline = time.monotonic() + 120
+        live_page: str | None = None
         while time.monotonic() < deadline:
             (status,) = controls.status(console.ledger, "demo")
             if status.runner is None:
                 break
+            if live_page is None and status.live_calls:  # what the campaign page polls, mid-run
+                live_page = pairs[0][0].get("/campaigns/demo/live").text
             time.sleep(0.5)
         assert status.final == status.customers == 301, status
+        # Mid-run, the live part shows the state, live calls, stuck and unknown calls, the budget in
+        # use, and every agent with its state (and why, for those not taking calls).
+        assert live_page is not None, "the run ended before a live call was seen"
+        assert 'id="state">running<' in live_page and 'id="live-calls"' in live_page
+        assert "Calls stuck" in live_page and "Outcome unknown" in live_page
+        assert "API budget used (last minute)" in live_page
+        agents = re.findall(r'<tr><th scope="row">[^<]+</th><td>([^<]+)</td><td>([^<]*)', live_page)
+        assert len(agents) == 10 and "busy" in {state for state, _why in agents}, agents
+        assert all(why for state, why in agents
+                   if state in ("wrap-up", "cooling down", "unavailable")), agents
         assert console.ledger.count("runs") == 1
         page = pairs[0][0].get("/campaigns/demo/report")
         assert page.status_code == 200 and "completed" in page.text
