@@ -112,3 +112,53 @@ def test_formulas_are_text_and_names_are_harmless(tmp_path: Path) -> None:
     assert table.rows[1][0] == "" or not table.rows[1][0].isdigit()  # a formula is never computed
     (mapped,) = preview(stored.path, phone_column="Cust Ph")
     assert mapped.phone_column == "Cust Ph" and mapped.header_row == 1
+
+
+def test_two_operators_uploading_at_once(console: Console) -> None:
+    """Two signed-in operators create campaigns at the same moment: different names each get their
+    own folder and files; the same name twice gives one campaign and a clear refusal, never a mix."""
+    import threading
+
+    import httpx
+
+    from ccm_tasks.simulator.server import BackgroundServer
+    from tests.console.test_console_launch import _signed_in
+
+    csv_bytes = (DEMO / "customers.csv").read_bytes()
+    server = BackgroundServer(console.app).start()
+    try:
+        pairs = [_signed_in(server.base_url, "operator"), _signed_in(server.base_url, "admin")]
+
+        def at_once(names: list[str]) -> list[httpx.Response]:
+            results: list[httpx.Response] = []
+            barrier = threading.Barrier(2)
+
+            def create(client: httpx.Client, name: str) -> None:
+                token = csrf(client.get("/campaigns/new").text)
+                barrier.wait()
+                upload = [("customers", (f"{name}.csv", csv_bytes))]
+                results.append(client.post("/campaigns/new", files=upload,
+                                           data={"csrf_token": token, "name": name, "roster": "0",
+                                                 "virtual_number": "+918045680000"}))
+
+            threads = [threading.Thread(target=create, args=(client, name))
+                       for (client, _token), name in zip(pairs, names, strict=True)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+            return results
+
+        apart = at_once(["north", "south"])
+        assert sorted(r.status_code for r in apart) == [303, 303], [r.text[-500:] for r in apart]
+        for name in ("north", "south"):
+            (stored,) = (console.home / "campaigns" / name / "uploads").iterdir()
+            assert stored.name.startswith(f"{name}-") and stored.read_bytes() == csv_bytes
+        same = at_once(["same", "same"])
+        codes = sorted(r.status_code for r in same)
+        assert codes[0] == 303 and codes[1] in (400, 409), [r.text[-500:] for r in same]
+        refused = next(r for r in same if r.status_code != 303)
+        assert any("same" in e for e in _errors(refused.text)), _errors(refused.text)
+        assert len(list((console.home / "campaigns" / "same" / "uploads").iterdir())) == 1
+    finally:
+        server.stop()
