@@ -13,8 +13,11 @@ still ``created`` by a dead holder of this machine, in this boot, reads the jour
 
 The file survives the death of the process (the kernel keeps written data), not a power cut; a
 journal from before a reboot, or from another machine, is not trusted and such attempts are
-``unknown``. The window left is between the journal write and the request's bytes reaching the
-socket: one turn of the event loop.
+``unknown``. The connection is corked (ccm_tasks.exotel.wire): headers and body leave in one
+socket write, and nothing between the journal write and that write waits, so the window left is a
+few microseconds of straight-line code (before, the headers and the body were two writes with a
+turn of the event loop between them, and a process killed there had journalled a request whose
+body never left).
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from ccm_tasks.exotel.errors import (
     error_from_response,
 )
 from ccm_tasks.exotel.models import CallDetails, CallEnvelope, MakeCallRequest, RequestKind
+from ccm_tasks.exotel.wire import corked_transport
 from ccm_tasks.settings import ExotelSettings
 
 log = logging.getLogger("ccm.exotel")
@@ -77,7 +78,9 @@ class _SendHook(httpx.AsyncBaseTransport):
 
     On a real connection that moment is httpcore's ``send_request_headers`` trace event: after the
     pool handed out a connection and after any TCP connect or TLS handshake, so a request that
-    waited for a connection, or failed to connect, is provably not sent. A transport without
+    waited for a connection, or failed to connect, is provably not sent. The connection is corked
+    (ccm_tasks.exotel.wire): headers and body then go out in one socket write with nothing that
+    waits between the hook and that write. A transport without
     sockets (the tests' mocks) has no such event; for those the hook runs just before it.
     """
 
@@ -180,7 +183,7 @@ class CCMClient:
             base_url=self.base_url,
             auth=_BasicAuth(key, token),
             timeout=timeout,
-            transport=_SendHook(transport or httpx.AsyncHTTPTransport(limits=limits)),
+            transport=_SendHook(transport or corked_transport(limits)),
             headers={"Content-Type": "application/json", "Accept": "application/json",
                      "User-Agent": "ccm-campaign-runner"},
             follow_redirects=False,
