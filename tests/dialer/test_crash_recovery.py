@@ -80,7 +80,7 @@ def test_sigkill_while_the_budget_is_the_bottleneck(tmp_path: Path, ledger_url: 
                 break
         log = sim.dial_log()
         received = set(sim.received_make_calls())
-        cut_short = sim.counters().get("make_calls_cut_short", 0)  # headers came, the body never did
+        cut_short = sim.counters().get("make_calls_cut_short", 0)  # the client went before its body was read
     assert kills >= 5, "the runs ended before they could be killed"
     report = check_dial_log(log, max_dials=2 + 3 + 1)
     assert report["overlaps"] == [] and report["too_many"] == {}

@@ -6,6 +6,7 @@ journal's hook and that write (ccm_tasks.exotel.wire)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import textwrap
@@ -38,12 +39,9 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_a_process_killed_at_the_next_turn_after_its_journal_write_has_sent_the_whole_make_call(
-        tmp_path: Path) -> None:
+def test_a_process_killed_at_the_next_turn_after_its_journal_write_has_sent_the_whole_make_call() -> None:
     """A raw TCP server (no HTTP framework, which might drop a body whose sender vanished) reads
     until the connection closes: it holds the complete request, headers and body."""
-    import json
-
     received: list[bytes] = []
 
     async def main() -> int:
